@@ -1,0 +1,1 @@
+"""Privacy: pseudonymised ids (here), and later federated training and differential privacy."""

@@ -1,0 +1,983 @@
+"""The store: users, items and events in SQLite (default) or PostgreSQL, through one code path.
+
+>>> store = Store("sqlite:///:memory:")
+>>> store.add_events([Event("u1", "i1", "click")]).inserted
+1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from personae.errors import InvalidInput, NotFound, StoreError
+from personae.privacy.pseudonym import Pseudonymizer
+from personae.store import schema as S
+from personae.store.records import (
+    DEFAULT_EVENT_WEIGHTS,
+    KNOWN_EVENT_TYPES,
+    Event,
+    Item,
+    User,
+    check_event_type,
+    check_id,
+    utcnow,
+)
+
+#: Environment variables read by :func:`default_data_dir` and :class:`Store`.
+ENV_HOME = "PERSONAE_HOME"
+ENV_STORE = "PERSONAE_STORE"
+ENV_PSEUDONYM_KEY = "PERSONAE_PSEUDONYM_KEY"
+
+SQLITE_FILENAME = "personae.db"
+
+
+def default_data_dir() -> Path:
+    """``$PERSONAE_HOME``, else ``$XDG_DATA_HOME/personae``, else ``~/.local/share/personae``."""
+    if os.environ.get(ENV_HOME):
+        return Path(os.environ[ENV_HOME]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "personae"
+
+
+def resolve_url(location: str | os.PathLike[str] | None) -> str:
+    """Turn what a user typed into an SQLAlchemy URL.
+
+    - ``None``: ``$PERSONAE_STORE`` if set, else ``<default data dir>/personae.db``;
+    - a URL (``sqlite:///…``, ``postgresql://…``, ``postgresql+psycopg://…``): used as given,
+      with ``postgresql://`` meaning the psycopg 3 driver;
+    - a path ending in ``.db``/``.sqlite``/``.sqlite3``: that SQLite file;
+    - any other path: a data directory holding ``personae.db``.
+    """
+    if location is None:
+        location = os.environ.get(ENV_STORE) or default_data_dir()
+    loc = os.fspath(location)
+    if "://" in loc:
+        try:
+            url = make_url(loc)
+        except ArgumentError as exc:
+            raise StoreError(f"cannot parse the store URL {loc!r}: {exc}") from None
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise StoreError(
+                f"unsupported store backend {url.get_backend_name()!r}; "
+                "use sqlite:///path/to/personae.db or postgresql+psycopg://user@host/db"
+            )
+        return url.render_as_string(hide_password=False)
+    path = Path(loc).expanduser()
+    if path.suffix.lower() not in (".db", ".sqlite", ".sqlite3"):
+        path = path / SQLITE_FILENAME
+    return f"sqlite:///{path.resolve()}"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a write did. ``skipped`` counts rows refused because their user was forgotten."""
+
+    inserted: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+
+    def __add__(self, other: WriteResult) -> WriteResult:
+        return WriteResult(
+            self.inserted + other.inserted,
+            self.updated + other.updated,
+            self.duplicates + other.duplicates,
+            self.skipped + other.skipped,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EventLog:
+    """The whole interaction log as arrays, in arrival order (``event_idx`` ascending).
+
+    ``user_idx``/``item_idx`` are the store's internal keys (see :meth:`Store.user_index` and
+    :meth:`Store.item_index` for their external ids); ``type_idx`` indexes ``type_names`` and
+    ``type_weights``. Missing values and times are ``NaN``.
+    """
+
+    user_idx: np.ndarray  # int32 (n,)
+    item_idx: np.ndarray  # int32 (n,)
+    type_idx: np.ndarray  # int16 (n,)
+    value: np.ndarray  # float64 (n,)
+    ts: np.ndarray  # float64 (n,)
+    type_names: tuple[str, ...]
+    type_weights: np.ndarray  # float64 (n_types,), indexed by type_idx
+
+    def __len__(self) -> int:
+        return int(self.user_idx.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Summary numbers of a store (see :meth:`Store.stats`)."""
+
+    n_users: int
+    n_items: int
+    n_events: int
+    n_users_with_events: int
+    n_items_with_events: int
+    n_pairs: int
+    events_per_type: dict[str, int]
+    first_ts: float | None
+    last_ts: float | None
+    top_items: list[tuple[str, str | None, int]]
+    events_per_user: dict[str, float]
+    histogram: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def density(self) -> float:
+        """Distinct (user, item) pairs over users × items that have any event."""
+        cells = self.n_users_with_events * self.n_items_with_events
+        return self.n_pairs / cells if cells else 0.0
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.density
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        out["density"] = self.density
+        out["sparsity"] = self.sparsity
+        return out
+
+
+class Store:
+    """Users, items and events, persisted in SQLite or PostgreSQL.
+
+    Parameters
+    ----------
+    location : str | PathLike | None
+        Where the store lives: an SQLAlchemy URL (``postgresql+psycopg://user@host/db``,
+        ``sqlite:///file.db``), a path to a ``.db`` file, or a data directory (``personae.db``
+        inside). ``None`` reads ``$PERSONAE_STORE``, then uses ``~/.local/share/personae``
+        (or ``$PERSONAE_HOME``). See :func:`resolve_url`.
+    pseudonymize_key : str | bytes | None
+        Secret key for pseudonymised user ids (see :mod:`personae.privacy.pseudonym`).
+        ``None`` reads ``$PERSONAE_PSEUDONYM_KEY``. A store is created with or without
+        pseudonyms and must always be opened the same way; a wrong key is refused.
+    create : bool, default True
+        Create the store (and its directory) if it does not exist.
+    upgrade : bool, default True
+        Upgrade a store written by an older personae to the current schema.
+    echo : bool, default False
+        Log SQL statements (for debugging).
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str] | None = None,
+        *,
+        pseudonymize_key: str | bytes | None = None,
+        create: bool = True,
+        upgrade: bool = True,
+        echo: bool = False,
+    ) -> None:
+        self.url = resolve_url(location)
+        url = make_url(self.url)
+        self.backend: str = url.get_backend_name()
+        if self.backend == "sqlite":
+            db = url.database
+            if db and db != ":memory:":
+                path = Path(db)
+                if not path.exists() and not create:
+                    raise StoreError(f"no store at {path}; run `personae init` to create one")
+                path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = _make_engine(self.url, echo=echo)
+        if pseudonymize_key is None:
+            pseudonymize_key = os.environ.get(ENV_PSEUDONYM_KEY) or None
+        self._pseudo = Pseudonymizer(pseudonymize_key) if pseudonymize_key else None
+        try:
+            self._open(create=create, upgrade=upgrade)
+        except OperationalError as exc:
+            self.engine.dispose()
+            raise StoreError(f"cannot open the store at {self.safe_url}: {exc.orig}") from None
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def safe_url(self) -> str:
+        """The store URL with any password hidden."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @property
+    def pseudonymized(self) -> bool:
+        return self._pseudo is not None
+
+    def close(self) -> None:
+        """Release all connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.safe_url!r})"
+
+    def _open(self, *, create: bool, upgrade: bool) -> None:
+        from personae.store import migrate
+
+        with self.engine.connect() as conn:
+            names = set(inspect(conn).get_table_names())
+        if not names:
+            if not create:
+                raise StoreError(f"the database at {self.safe_url} holds no personae store")
+            migrate.upgrade(self.engine)
+            self._initialise()
+        else:
+            current = migrate.current_revision(self.engine)
+            if current is None:
+                raise StoreError(
+                    f"the database at {self.safe_url} holds tables but no personae schema "
+                    f"version ({', '.join(sorted(names)[:5])}…); use an empty database"
+                )
+            if current not in migrate.known_revisions():
+                raise StoreError(
+                    f"the store at {self.safe_url} has schema revision {current}, newer than "
+                    f"this personae knows (up to {S.SCHEMA_REVISION}); upgrade personae"
+                )
+            if current != S.SCHEMA_REVISION:
+                if not upgrade:
+                    raise StoreError(
+                        f"the store at {self.safe_url} has schema revision {current}; "
+                        f"this personae needs {S.SCHEMA_REVISION}: open it with upgrade=True"
+                    )
+                migrate.upgrade(self.engine)
+            self._check_pseudonym_key()
+        with self.engine.connect() as conn:
+            self._salt = bytes.fromhex(
+                conn.execute(select(S.meta.c.value).where(S.meta.c.key == "id_hash_salt"))
+                .scalar_one()
+            )
+
+    def _initialise(self) -> None:
+        from personae import __version__
+
+        now = utcnow()
+        with self._begin() as conn:
+            rows = [
+                {"key": "created_by", "value": f"personae {__version__}"},
+                {"key": "created_at", "value": repr(now)},
+                {"key": "id_hash_salt", "value": secrets.token_hex(32)},
+                {"key": "pseudonymized", "value": "true" if self._pseudo else "false"},
+            ]
+            if self._pseudo:
+                rows.append({"key": "pseudonym_key_check", "value": self._pseudo.check_value()})
+            conn.execute(S.meta.insert(), rows)
+            conn.execute(
+                S.event_types.insert(),
+                [
+                    {"type_idx": i, "name": name, "weight": DEFAULT_EVENT_WEIGHTS.get(name, 1.0)}
+                    for i, name in enumerate(KNOWN_EVENT_TYPES)
+                ],
+            )
+
+    def _check_pseudonym_key(self) -> None:
+        meta = self.meta()
+        if "id_hash_salt" not in meta:  # created by revision 0001, before salts existed
+            with self._begin() as conn:
+                conn.execute(S.meta.insert(), {"key": "id_hash_salt",
+                                               "value": secrets.token_hex(32)})
+        stored = meta.get("pseudonymized", "false") == "true"
+        if stored and self._pseudo is None:
+            raise StoreError(
+                "this store keeps pseudonymised user ids; open it with its key "
+                f"(pseudonymize_key=… or ${ENV_PSEUDONYM_KEY})"
+            )
+        if not stored and self._pseudo is not None:
+            raise StoreError(
+                "this store was created without pseudonymised ids; a key cannot be added to it "
+                "later (create a new store with the key and import into it)"
+            )
+        if stored and self._pseudo is not None:
+            if not hmac.compare_digest(meta.get("pseudonym_key_check", ""),
+                                       self._pseudo.check_value()):
+                raise StoreError("the pseudonymisation key does not match the one of this store")
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite so writers queue, not fail)."""
+        with self.engine.connect().execution_options(personae_write=True) as conn:
+            with conn.begin():
+                yield conn
+
+    def meta(self) -> dict[str, str]:
+        """The store's key/value metadata (creator version, flags)."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(S.meta.c.key, S.meta.c.value)).all())
+
+    def schema_revision(self) -> str:
+        from personae.store import migrate
+
+        rev = migrate.current_revision(self.engine)
+        assert rev is not None
+        return rev
+
+    # ------------------------------------------------------------------ ids
+
+    def stored_user_id(self, user_id: str) -> str:
+        """The id under which a raw user id is stored (its pseudonym when configured)."""
+        user_id = check_id(user_id, "user_id")
+        return self._pseudo(user_id) if self._pseudo else user_id
+
+    def _tombstone(self, stored_user_id: str) -> str:
+        return hmac.new(self._salt, stored_user_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    # ------------------------------------------------------------------ writes
+
+    @contextmanager
+    def writer(self) -> Iterator[Writer]:
+        """One transaction for many writes: all of them are stored, or (on error) none.
+
+        >>> with store.writer() as w:              # doctest: +SKIP
+        ...     w.upsert_items(items)
+        ...     w.add_events(events)
+        """
+        with self._begin() as conn:
+            yield Writer(self, conn)
+
+    def upsert_users(self, users: Iterable[User | Mapping[str, Any]]) -> WriteResult:
+        """Insert or replace users (every field of a record is written)."""
+        with self.writer() as w:
+            return w.upsert_users(users)
+
+    def upsert_items(self, items: Iterable[Item | Mapping[str, Any]]) -> WriteResult:
+        """Insert or replace items (every field of a record is written)."""
+        with self.writer() as w:
+            return w.upsert_items(items)
+
+    def add_events(self, events: Iterable[Event | Mapping[str, Any]]) -> WriteResult:
+        """Store events; an ``event_id`` already stored is counted as a duplicate, not stored."""
+        with self.writer() as w:
+            return w.add_events(events)
+
+    def set_event_weights(self, weights: Mapping[str, float]) -> None:
+        """Set how strongly each event type counts in training views (new types are added)."""
+        checked = {}
+        for name, weight in weights.items():
+            check_event_type(name)
+            if isinstance(weight, bool) or not isinstance(weight, int | float):
+                raise InvalidInput(f"the weight of {name!r} must be a number, got {weight!r}")
+            checked[name] = float(weight)
+        with self.writer() as w:
+            w._type_indices(list(checked))
+            for name, weight in checked.items():
+                w.conn.execute(
+                    S.event_types.update().where(S.event_types.c.name == name).values(
+                        weight=weight
+                    )
+                )
+
+    def event_weights(self) -> dict[str, float]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(S.event_types.c.name, S.event_types.c.weight)).all()
+        return {name: weight for name, weight in rows}
+
+    def set_item_availability(self, item_id: str, available: bool) -> None:
+        item_id = check_id(item_id, "item_id")
+        with self._begin() as conn:
+            res = conn.execute(
+                S.items.update().where(S.items.c.item_id == item_id).values(
+                    available=bool(available), updated_at=utcnow()
+                )
+            )
+            if res.rowcount == 0:
+                raise NotFound(f"unknown item_id {item_id!r}")
+
+    # ------------------------------------------------------------------ reads
+
+    def get_user(self, user_id: str) -> User:
+        """The user with this id; :class:`NotFound` if there is none."""
+        sid = self.stored_user_id(user_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(S.users.c.attributes, S.users.c.created_at).where(S.users.c.user_id == sid)
+            ).first()
+        if row is None:
+            raise NotFound(f"unknown user_id {user_id!r}")
+        return User(user_id, attributes=row.attributes or {}, created_at=row.created_at)
+
+    def get_item(self, item_id: str) -> Item:
+        """The item with this id; :class:`NotFound` if there is none."""
+        item_id = check_id(item_id, "item_id")
+        with self.engine.connect() as conn:
+            row = conn.execute(select(S.items).where(S.items.c.item_id == item_id)).first()
+        if row is None:
+            raise NotFound(f"unknown item_id {item_id!r}")
+        return _item_from_row(row)
+
+    def get_items(self, item_ids: Iterable[str]) -> dict[str, Item]:
+        """The known items among ``item_ids`` (unknown ids are left out)."""
+        ids = list(dict.fromkeys(check_id(i, "item_id") for i in item_ids))
+        out: dict[str, Item] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids, 900):
+                for row in conn.execute(select(S.items).where(S.items.c.item_id.in_(chunk))):
+                    out[row.item_id] = _item_from_row(row)
+        return out
+
+    def iter_items(self, batch_size: int = 5000) -> Iterator[Item]:
+        """Every item, in store order."""
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch_size).execute(
+                select(S.items).order_by(S.items.c.item_idx)
+            )
+            for row in result:
+                yield _item_from_row(row)
+
+    def user_events(self, user_id: str, limit: int | None = None) -> list[Event]:
+        """A user's events, oldest first (by time, then arrival); ``limit`` keeps the newest."""
+        sid = self.stored_user_id(user_id)
+        with self.engine.connect() as conn:
+            user_idx = conn.execute(
+                select(S.users.c.user_idx).where(S.users.c.user_id == sid)
+            ).scalar()
+            if user_idx is None:
+                raise NotFound(f"unknown user_id {user_id!r}")
+            q = (
+                select(
+                    S.events.c.event_id,
+                    S.items.c.item_id,
+                    S.event_types.c.name,
+                    S.events.c.value,
+                    S.events.c.ts,
+                    S.events.c.context,
+                )
+                .join(S.items, S.items.c.item_idx == S.events.c.item_idx)
+                .join(S.event_types, S.event_types.c.type_idx == S.events.c.type_idx)
+                .where(S.events.c.user_idx == user_idx)
+                .order_by(S.events.c.ts.desc().nulls_last(), S.events.c.event_idx.desc())
+            )
+            if limit is not None:
+                q = q.limit(int(limit))
+            rows = conn.execute(q).all()
+        return [
+            Event(user_id, r.item_id, r.name, r.value, r.ts, r.context or {}, r.event_id)
+            for r in reversed(rows)
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """Numbers of users, items and events."""
+        with self.engine.connect() as conn:
+            return {
+                "users": conn.execute(select(func.count()).select_from(S.users)).scalar_one(),
+                "items": conn.execute(select(func.count()).select_from(S.items)).scalar_one(),
+                "events": conn.execute(select(func.count()).select_from(S.events)).scalar_one(),
+            }
+
+    def user_index(self) -> tuple[np.ndarray, list[str]]:
+        """``(user_idx, user_id)`` of every user, ``user_idx`` ascending."""
+        return self._index(S.users.c.user_idx, S.users.c.user_id)
+
+    def item_index(self) -> tuple[np.ndarray, list[str]]:
+        """``(item_idx, item_id)`` of every item, ``item_idx`` ascending."""
+        return self._index(S.items.c.item_idx, S.items.c.item_id)
+
+    def _index(self, idx_col: Any, id_col: Any) -> tuple[np.ndarray, list[str]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(idx_col, id_col).order_by(idx_col)).all()
+        idx = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        return idx, [r[1] for r in rows]
+
+    def event_log(self) -> EventLog:
+        """Every event as numpy arrays, in arrival order; the input of all training views."""
+        from personae.store.fastread import read_event_arrays
+
+        with self.engine.connect() as conn:
+            types = conn.execute(
+                select(S.event_types.c.type_idx, S.event_types.c.name, S.event_types.c.weight)
+                .order_by(S.event_types.c.type_idx)
+            ).all()
+            arrays = read_event_arrays(conn)
+        n_types = (max(t.type_idx for t in types) + 1) if types else 0
+        names = [""] * n_types
+        weights = np.zeros(n_types, dtype=np.float64)
+        for t in types:
+            names[t.type_idx] = t.name
+            weights[t.type_idx] = t.weight
+        return EventLog(*arrays, type_names=tuple(names), type_weights=weights)
+
+    def stats(self, top: int = 10) -> StoreStats:
+        """Counts, density, events per type, time range, top items and activity histogram."""
+        with self.engine.connect() as conn:
+            c = self.counts()
+            per_type = dict(
+                conn.execute(
+                    select(S.event_types.c.name, func.count(S.events.c.event_idx))
+                    .join(S.events, S.events.c.type_idx == S.event_types.c.type_idx)
+                    .group_by(S.event_types.c.name)
+                    .order_by(func.count(S.events.c.event_idx).desc())
+                ).all()
+            )
+            first_ts, last_ts = conn.execute(
+                select(func.min(S.events.c.ts), func.max(S.events.c.ts))
+            ).one()
+            pairs = select(S.events.c.user_idx, S.events.c.item_idx).distinct().subquery()
+            n_pairs = conn.execute(select(func.count()).select_from(pairs)).scalar_one()
+            n_iwe = conn.execute(
+                select(func.count(func.distinct(S.events.c.item_idx)))
+            ).scalar_one()
+            per_user = np.array(
+                conn.execute(
+                    select(func.count()).select_from(S.events).group_by(S.events.c.user_idx)
+                ).scalars().all(),
+                dtype=np.int64,
+            )
+            cnt = func.count(S.events.c.event_idx).label("n")
+            top_rows = conn.execute(
+                select(S.items.c.item_id, S.items.c.title, cnt)
+                .join(S.events, S.events.c.item_idx == S.items.c.item_idx)
+                .group_by(S.items.c.item_idx, S.items.c.item_id, S.items.c.title)
+                .order_by(cnt.desc(), S.items.c.item_id)
+                .limit(top)
+            ).all()
+        if per_user.size:
+            epu = {
+                "min": float(per_user.min()),
+                "median": float(np.median(per_user)),
+                "mean": float(per_user.mean()),
+                "max": float(per_user.max()),
+            }
+        else:
+            epu = {}
+        return StoreStats(
+            n_users=c["users"],
+            n_items=c["items"],
+            n_events=c["events"],
+            n_users_with_events=int(per_user.size),
+            n_items_with_events=int(n_iwe),
+            n_pairs=int(n_pairs),
+            events_per_type=per_type,
+            first_ts=first_ts,
+            last_ts=last_ts,
+            top_items=[(r.item_id, r.title, int(r.n)) for r in top_rows],
+            events_per_user=epu,
+            histogram=_log_histogram(per_user),
+        )
+
+    # ------------------------------------------------------------------ privacy
+
+    def forget_user(self, user_id: str) -> dict[str, int]:
+        """Delete every row of a user and refuse their data from now on.
+
+        Returns the number of rows deleted per table. A keyed hash of the id is kept (not the
+        id) so that a later import that still contains the user does not bring them back.
+        :class:`NotFound` when the user is unknown (nothing is changed then).
+        """
+        sid = self.stored_user_id(user_id)
+        with self._begin() as conn:
+            user_idx = conn.execute(
+                select(S.users.c.user_idx).where(S.users.c.user_id == sid)
+            ).scalar()
+            if user_idx is None:
+                raise NotFound(f"unknown user_id {user_id!r}")
+            n_events = conn.execute(
+                delete(S.events).where(S.events.c.user_idx == user_idx)
+            ).rowcount
+            n_users = conn.execute(delete(S.users).where(S.users.c.user_idx == user_idx)).rowcount
+            conn.execute(
+                _insert(conn, S.forgotten_users).on_conflict_do_nothing(),
+                {"id_hash": self._tombstone(sid), "forgotten_at": utcnow()},
+            )
+        return {"users": n_users, "events": n_events}
+
+    def is_forgotten(self, user_id: str) -> bool:
+        sid = self.stored_user_id(user_id)
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(
+                    select(S.forgotten_users.c.id_hash).where(
+                        S.forgotten_users.c.id_hash == self._tombstone(sid)
+                    )
+                ).first()
+                is not None
+            )
+
+    def unforget_user(self, user_id: str) -> bool:
+        """Accept a forgotten user's data again (they came back and agreed). True if lifted."""
+        sid = self.stored_user_id(user_id)
+        with self._begin() as conn:
+            res = conn.execute(
+                delete(S.forgotten_users).where(S.forgotten_users.c.id_hash == self._tombstone(sid))
+            )
+        return res.rowcount > 0
+
+    def export_user(self, user_id: str) -> dict[str, Any]:
+        """Everything stored about a user, as a JSON-ready dict (for data-access requests)."""
+        from personae import __version__
+
+        user = self.get_user(user_id)
+        events = self.user_events(user_id)
+        return {
+            "format": "personae.user-export/1",
+            "exported_by": f"personae {__version__}",
+            "exported_at": utcnow(),
+            "user_id": user_id,
+            "stored_user_id": self.stored_user_id(user_id),
+            "attributes": user.attributes,
+            "created_at": user.created_at,
+            "events": [e.to_dict() for e in events],
+        }
+
+
+class Writer:
+    """Writes inside one transaction (get one from :meth:`Store.writer`).
+
+    Keeps the id → index maps it resolved, so a long import looks each id up once.
+    """
+
+    #: Rows per INSERT batch.
+    chunk_size = 20_000
+
+    def __init__(self, store: Store, conn: Connection) -> None:
+        self.store = store
+        self.conn = conn
+        self._users: dict[str, int] = {}
+        self._items: dict[str, int] = {}
+        self._types: dict[str, int] = {}
+        self._forgotten: set[str] | None = None
+
+    # -- helpers
+
+    def _is_forgotten(self, stored_id: str) -> bool:
+        if self._forgotten is None:
+            self._forgotten = set(
+                self.conn.execute(select(S.forgotten_users.c.id_hash)).scalars().all()
+            )
+        return bool(self._forgotten) and self.store._tombstone(stored_id) in self._forgotten
+
+    def _resolve(self, table: Any, id_col: Any, idx_col: Any, cache: dict[str, int],
+                 ids: Iterable[str], now: float) -> None:
+        """Fill ``cache`` for ``ids``, creating bare rows for unknown ids."""
+        missing = [i for i in dict.fromkeys(ids) if i not in cache]
+        if not missing:
+            return
+        self._lookup(id_col, idx_col, cache, missing)
+        new = [i for i in missing if i not in cache]
+        if not new:
+            return
+        bare: dict[str, Any] = {"attributes": {}, "created_at": now, "updated_at": now}
+        if table is S.items:
+            bare.update(title=None, text=None, categories=[], available=True)
+        self.conn.execute(
+            _insert(self.conn, table).on_conflict_do_nothing(index_elements=[id_col.name]),
+            [{id_col.name: i, **bare} for i in new],
+        )
+        self._lookup(id_col, idx_col, cache, new)
+
+    def _lookup(self, id_col: Any, idx_col: Any, cache: dict[str, int], ids: list[str]) -> None:
+        for chunk in _chunks(ids, 900):
+            for key, idx in self.conn.execute(select(id_col, idx_col).where(id_col.in_(chunk))):
+                cache[key] = idx
+
+    def _type_indices(self, names: Iterable[str]) -> None:
+        if not self._types:
+            self._types = dict(
+                self.conn.execute(select(S.event_types.c.name, S.event_types.c.type_idx)).all()
+            )
+        for name in dict.fromkeys(names):
+            if name in self._types:
+                continue
+            next_idx = self.conn.execute(
+                select(func.coalesce(func.max(S.event_types.c.type_idx), -1) + 1)
+            ).scalar_one()
+            self.conn.execute(
+                _insert(self.conn, S.event_types).on_conflict_do_nothing(),
+                {"type_idx": next_idx, "name": name,
+                 "weight": DEFAULT_EVENT_WEIGHTS.get(name, 1.0)},
+            )
+            self._types = dict(
+                self.conn.execute(select(S.event_types.c.name, S.event_types.c.type_idx)).all()
+            )
+
+    # -- users and items
+
+    def upsert_users(self, users: Iterable[User | Mapping[str, Any]]) -> WriteResult:
+        """Insert or replace users; a user forgotten earlier is skipped."""
+        total = WriteResult()
+        for chunk in _chunks(users, self.chunk_size):
+            total += self._upsert_users(chunk)
+        return total
+
+    def _upsert_users(self, chunk: list[User | Mapping[str, Any]]) -> WriteResult:
+        now = utcnow()
+        latest: dict[str, User] = {}
+        skipped = 0
+        for rec in chunk:
+            user = rec if isinstance(rec, User) else _record(User, rec)
+            sid = self.store.stored_user_id(user.user_id)
+            if self._is_forgotten(sid):
+                skipped += 1
+                continue
+            latest[sid] = user
+        duplicates = len(chunk) - skipped - len(latest)
+        if not latest:
+            return WriteResult(skipped=skipped, duplicates=duplicates)
+        existing: dict[str, int] = {}
+        self._lookup(S.users.c.user_id, S.users.c.user_idx, existing, list(latest))
+        rows = [
+            {"user_id": sid, "attributes": u.attributes,
+             "created_at": u.created_at if u.created_at is not None else now, "updated_at": now}
+            for sid, u in latest.items()
+        ]
+        set_ = {"attributes": "attributes", "updated_at": "updated_at"}
+        self._upsert(S.users, "user_id", rows, set_, keep_created=[
+            sid for sid, u in latest.items() if u.created_at is None])
+        return WriteResult(
+            inserted=len(latest) - len(existing), updated=len(existing),
+            duplicates=duplicates, skipped=skipped,
+        )
+
+    def upsert_items(self, items: Iterable[Item | Mapping[str, Any]]) -> WriteResult:
+        """Insert or replace items (within one call, the last record of an id wins)."""
+        total = WriteResult()
+        for chunk in _chunks(items, self.chunk_size):
+            total += self._upsert_items(chunk)
+        return total
+
+    def _upsert_items(self, chunk: list[Item | Mapping[str, Any]]) -> WriteResult:
+        now = utcnow()
+        latest: dict[str, Item] = {}
+        for rec in chunk:
+            item = rec if isinstance(rec, Item) else _record(Item, rec)
+            latest[item.item_id] = item
+        existing: dict[str, int] = {}
+        self._lookup(S.items.c.item_id, S.items.c.item_idx, existing, list(latest))
+        rows = [
+            {"item_id": i.item_id, "title": i.title, "text": i.text, "categories": i.categories,
+             "attributes": i.attributes, "available": i.available,
+             "created_at": i.created_at if i.created_at is not None else now, "updated_at": now}
+            for i in latest.values()
+        ]
+        set_ = {c: c for c in ("title", "text", "categories", "attributes", "available",
+                               "updated_at")}
+        self._upsert(S.items, "item_id", rows, set_, keep_created=[
+            i.item_id for i in latest.values() if i.created_at is None])
+        return WriteResult(
+            inserted=len(latest) - len(existing), updated=len(existing),
+            duplicates=len(chunk) - len(latest),
+        )
+
+    def _upsert(self, table: Any, key: str, rows: list[dict[str, Any]], set_: dict[str, str],
+                keep_created: list[str]) -> None:
+        """INSERT … ON CONFLICT DO UPDATE; rows whose key is in ``keep_created`` keep the stored
+        ``created_at``, the others overwrite it with the value given."""
+        keep = set(keep_created)
+        for group, overwrite_created in (
+            ([r for r in rows if r[key] in keep], False),
+            ([r for r in rows if r[key] not in keep], True),
+        ):
+            if not group:
+                continue
+            stmt = _insert(self.conn, table)
+            cols = dict(set_)
+            if overwrite_created:
+                cols["created_at"] = "created_at"
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[key], set_={c: stmt.excluded[v] for c, v in cols.items()}
+            )
+            self.conn.execute(stmt, group)
+
+    # -- events
+
+    def add_events(self, events: Iterable[Event | Mapping[str, Any]]) -> WriteResult:
+        """Store events; ids already stored (or repeated in the input) count as duplicates.
+
+        Unknown users and items are created bare (no attributes); events of forgotten users are
+        skipped.
+        """
+        total = WriteResult()
+        for chunk in _chunks(events, self.chunk_size):
+            total += self._add_events(chunk)
+        return total
+
+    def _add_events(self, chunk: list[Event | Mapping[str, Any]]) -> WriteResult:
+        now = utcnow()
+        pseudo = self.store._pseudo
+        batch: dict[str, tuple[str, Event]] = {}
+        skipped = 0
+        seen_in_chunk = 0
+        for rec in chunk:
+            ev = rec if isinstance(rec, Event) else _record(Event, rec)
+            sid = pseudo(ev.user_id) if pseudo else ev.user_id
+            if self._is_forgotten(sid):
+                skipped += 1
+                continue
+            eid = ev.ensure_id()
+            if eid in batch:
+                seen_in_chunk += 1
+                continue
+            batch[eid] = (sid, ev)
+        if not batch:
+            return WriteResult(duplicates=seen_in_chunk, skipped=skipped)
+        pairs = list(batch.values())
+        self._resolve(S.users, S.users.c.user_id, S.users.c.user_idx, self._users,
+                      (sid for sid, _ in pairs), now)
+        self._resolve(S.items, S.items.c.item_id, S.items.c.item_idx, self._items,
+                      (ev.item_id for _, ev in pairs), now)
+        self._type_indices(ev.type for _, ev in pairs)
+        users, items, types = self._users, self._items, self._types
+        rows = [
+            {
+                "event_id": eid,
+                "user_idx": users[sid],
+                "item_idx": items[ev.item_id],
+                "type_idx": types[ev.type],
+                "value": ev.value,
+                "ts": ev.timestamp,
+                "context": ev.context or None,
+            }
+            for eid, (sid, ev) in batch.items()
+        ]
+        inserted = _insert_new_events(self.conn, rows)
+        return WriteResult(
+            inserted=inserted,
+            duplicates=seen_in_chunk + len(rows) - inserted,
+            skipped=skipped,
+        )
+
+
+# ---------------------------------------------------------------------- internals
+
+
+def _make_engine(url: str, *, echo: bool) -> Engine:
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        engine = create_engine(url, echo=echo)
+        memory = u.database in (None, "", ":memory:")
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
+            cur.execute("PRAGMA temp_store=MEMORY")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get("personae_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    try:
+        return create_engine(url, echo=echo, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        from personae.errors import MissingExtra
+
+        raise MissingExtra(exc.name or "psycopg", "postgres") from None
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def _insert_new_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert event rows whose ``event_id`` is not stored yet; return how many were new."""
+    if conn.dialect.name == "postgresql":
+        from personae.store.fastwrite import copy_events
+
+        return copy_events(conn, rows)
+    stmt = _insert(conn, S.events).on_conflict_do_nothing(index_elements=["event_id"])
+    return conn.execute(stmt, rows).rowcount
+
+
+def _record(cls: type, data: Mapping[str, Any]) -> Any:
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"expected a {cls.__name__} or a mapping, got {type(data).__name__}")
+    names = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    unknown = set(data) - names
+    if unknown:
+        raise InvalidInput(
+            f"unknown field(s) for {cls.__name__.lower()}: {', '.join(sorted(unknown))}; "
+            f"expected some of {', '.join(sorted(names))}"
+        )
+    try:
+        return cls(**data)
+    except TypeError as exc:  # a required field missing
+        raise InvalidInput(f"{cls.__name__.lower()}: {exc}") from None
+
+
+def _item_from_row(row: Any) -> Item:
+    return Item(
+        row.item_id, title=row.title, text=row.text, categories=list(row.categories or []),
+        attributes=row.attributes or {}, available=bool(row.available), created_at=row.created_at,
+    )
+
+
+def _chunks(values: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for v in values:
+        chunk.append(v)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _log_histogram(counts: np.ndarray) -> list[tuple[str, int]]:
+    """Users per activity bucket: 1, 2–4, 5–9, 10–19, 20–49, 50–99, 100–199, …"""
+    if counts.size == 0:
+        return []
+    edges = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000]
+    top = int(counts.max())
+    while edges[-1] <= top:
+        edges.append(edges[-1] * 2)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        n = int(((counts >= lo) & (counts < hi)).sum())
+        label = f"{lo}" if hi - lo == 1 else f"{lo}–{hi - 1}"
+        if lo <= top:
+            out.append((label, n))
+    return out
+
+
+def dumps(obj: Any) -> str:
+    """JSON for people: UTF-8 as is, two-space indent."""
+    return json.dumps(obj, ensure_ascii=False, indent=2)
+
+
+_ = text  # re-exported for migrations that need raw SQL
