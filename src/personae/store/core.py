@@ -848,16 +848,11 @@ class Writer:
                       (ev.item_id for _, ev in pairs), now)
         self._type_indices(ev.type for _, ev in pairs)
         users, items, types = self._users, self._items, self._types
+        dumps = _compact_json
+        # Plain tuples in EVENT_COLUMNS order: the bulk path skips per-row ORM processing.
         rows = [
-            {
-                "event_id": eid,
-                "user_idx": users[sid],
-                "item_idx": items[ev.item_id],
-                "type_idx": types[ev.type],
-                "value": ev.value,
-                "ts": ev.timestamp,
-                "context": ev.context or None,
-            }
+            (eid, users[sid], items[ev.item_id], types[ev.type], ev.value, ev.timestamp,
+             dumps(ev.context) if ev.context else None)
             for eid, (sid, ev) in batch.items()
         ]
         inserted = _insert_new_events(self.conn, rows)
@@ -914,14 +909,29 @@ def _insert(conn: Connection, table: Any) -> Any:
     return insert(table)
 
 
-def _insert_new_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
+# One encoder, reused: json.dumps with non-default separators builds a new one per call.
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+#: Column order of the rows given to :func:`_insert_new_events` (context as JSON text).
+EVENT_COLUMNS = ("event_id", "user_idx", "item_idx", "type_idx", "value", "ts", "context")
+
+
+def _insert_new_events(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
     """Insert event rows whose ``event_id`` is not stored yet; return how many were new."""
     if conn.dialect.name == "postgresql":
         from personae.store.fastwrite import copy_events
 
         return copy_events(conn, rows)
-    stmt = _insert(conn, S.events).on_conflict_do_nothing(index_elements=["event_id"])
-    return conn.execute(stmt, rows).rowcount
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.executemany(
+            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (event_id) DO NOTHING",
+            rows,
+        )
+        return cur.rowcount
+    finally:
+        cur.close()
 
 
 def _record(cls: type, data: Mapping[str, Any]) -> Any:

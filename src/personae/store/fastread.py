@@ -37,7 +37,12 @@ def read_event_arrays(
 
 
 def _read_generic(conn: Connection) -> tuple[np.ndarray, ...]:
-    rows = conn.exec_driver_sql(f"SELECT {_COLUMNS} FROM events ORDER BY event_idx").fetchall()
+    # The DB-API cursor hands back plain tuples, which numpy converts in one call.
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        rows = cur.execute(f"SELECT {_COLUMNS} FROM events ORDER BY event_idx").fetchall()
+    finally:
+        cur.close()
     n = len(rows)
     if n == 0:
         return _empty()
@@ -58,8 +63,11 @@ def _read_postgresql(conn: Connection) -> tuple[np.ndarray, ...]:
         "COPY (SELECT user_idx, item_idx, type_idx, coalesce(value, 'NaN'), coalesce(ts, 'NaN')"
         " FROM events ORDER BY event_idx) TO STDOUT (FORMAT binary)"
     )
-    with raw.cursor() as cur, cur.copy(sql) as copy:
-        data = b"".join(bytes(block) for block in copy)
+    with raw.cursor() as cur:
+        # Enough sort memory that ordering a few million rows stays off disk.
+        cur.execute("SET LOCAL work_mem = '256MB'")
+        with cur.copy(sql) as copy:
+            data = b"".join(bytes(block) for block in copy)
     body = data[_PG_HEADER:-2]  # drop the header and the -1 trailer
     if not body:
         return _empty()

@@ -7,7 +7,6 @@ running at COPY speed instead of one round trip per few hundred rows.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import Connection
@@ -16,8 +15,9 @@ _STAGE = "personae_events_stage"
 _COLS = ("event_id", "user_idx", "item_idx", "type_idx", "value", "ts", "context")
 
 
-def copy_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert ``rows`` (dicts with the ``events`` columns) unless their ``event_id`` exists.
+def copy_events(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
+    """Insert ``rows`` (tuples in ``EVENT_COLUMNS`` order, context as JSON text) unless their
+    ``event_id`` is stored already.
 
     Returns the number of rows inserted. Runs inside the caller's transaction.
     """
@@ -31,13 +31,8 @@ def copy_events(conn: Connection, rows: list[dict[str, Any]]) -> int:
         )
         cur.execute(f"TRUNCATE {_STAGE}")
         with cur.copy(f"COPY {_STAGE} (ord, {', '.join(_COLS)}) FROM STDIN") as copy:
-            dumps = json.dumps
-            for n, r in enumerate(rows):
-                ctx = r["context"]
-                copy.write_row(
-                    (n, r["event_id"], r["user_idx"], r["item_idx"], r["type_idx"], r["value"],
-                     r["ts"], dumps(ctx) if ctx else None)
-                )
+            for n, row in enumerate(rows):
+                copy.write_row((n, *row))
         cur.execute(
             f"INSERT INTO events ({', '.join(_COLS)})"
             f" SELECT {', '.join(_COLS)} FROM {_STAGE} ORDER BY ord"

@@ -70,6 +70,9 @@ def to_timestamp(value: Any, field_name: str = "timestamp") -> float | None:
     """
     if value is None:
         return None
+    cls = type(value)
+    if (cls is float or cls is int) and _MIN_TS <= value <= _MAX_TS:
+        return float(value)  # the common case, checked cheaply
     if isinstance(value, bool):
         raise InvalidInput(f"{field_name} must be a time, got the boolean {value!r}")
     if isinstance(value, int | float):
@@ -106,6 +109,9 @@ def to_timestamp(value: Any, field_name: str = "timestamp") -> float | None:
 
 def check_id(value: Any, field_name: str) -> str:
     """Return an external id as a non-empty string of at most 256 characters."""
+    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and not value[0].isspace() \
+            and not value[-1].isspace():
+        return value  # the common case, checked cheaply
     if isinstance(value, bool) or value is None:
         raise InvalidInput(f"{field_name} must be a non-empty string, got {value!r}")
     if isinstance(value, int):
@@ -126,6 +132,22 @@ def check_mapping(value: Any, field_name: str) -> dict[str, Any]:
     """Return a JSON-serialisable ``dict`` with string keys (``None`` becomes ``{}``)."""
     if value is None:
         return {}
+    if type(value) is dict:
+        if not value:
+            return value
+        # Flat mappings of short scalars (the usual context/attributes) need no JSON round trip.
+        size = 0
+        for key, val in value.items():
+            t = type(val)
+            if type(key) is not str or not key or not (
+                t is str or t is int or t is bool or val is None
+                or (t is float and math.isfinite(val))
+            ):
+                break
+            size += len(key) + (len(val) if t is str else 8)
+        else:
+            if size <= MAX_JSON_CHARS // 2:
+                return value
     if not isinstance(value, Mapping):
         raise InvalidInput(
             f"{field_name} must be a mapping of string keys to values, got {type(value).__name__}"
@@ -146,12 +168,32 @@ def check_mapping(value: Any, field_name: str) -> dict[str, Any]:
     return out
 
 
+_VALID_TYPES: set[str] = set(KNOWN_EVENT_TYPES)
+
+
 def check_event_type(value: Any) -> str:
+    if type(value) is str and value in _VALID_TYPES:
+        return value
     if not isinstance(value, str) or not TYPE_PATTERN.match(value):
         raise InvalidInput(
             f"type must be a lower-case name such as 'view', 'click' or 'rating' "
             f"(letters, digits, '_' or '-', at most 32), got {value!r}"
         )
+    if len(_VALID_TYPES) < 1024:
+        _VALID_TYPES.add(value)
+    return value
+
+
+def _check_value(value: Any) -> float:
+    if type(value) is not float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise InvalidInput(f"value must be a number, got {value!r}")
+        try:
+            value = float(value)  # ints, and numeric strings from CSV files
+        except ValueError:
+            raise InvalidInput(f"value must be a number, got {value!r}") from None
+    if not math.isfinite(value):
+        raise InvalidInput(f"value must be a finite number, got {value!r}")
     return value
 
 
@@ -290,14 +332,7 @@ class Event:
         self.item_id = check_id(self.item_id, "item_id")
         self.type = check_event_type(self.type)
         if self.value is not None:
-            if isinstance(self.value, bool) or not isinstance(self.value, int | float):
-                try:
-                    self.value = float(self.value)  # numeric strings from CSV files
-                except (TypeError, ValueError):
-                    raise InvalidInput(f"value must be a number, got {self.value!r}") from None
-            self.value = float(self.value)
-            if not math.isfinite(self.value):
-                raise InvalidInput(f"value must be a finite number, got {self.value!r}")
+            self.value = _check_value(self.value)
         elif self.type == "rating":
             raise InvalidInput("a 'rating' event needs a numeric value (the rating)")
         self.timestamp = to_timestamp(self.timestamp, "timestamp")

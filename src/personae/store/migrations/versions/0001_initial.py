@@ -15,6 +15,7 @@ depends_on = None
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 BigIdx = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+IdString = sa.String(256).with_variant(sa.String(256, collation="C"), "postgresql")
 
 
 def upgrade() -> None:
@@ -27,7 +28,7 @@ def upgrade() -> None:
     op.create_table(
         "users",
         sa.Column("user_idx", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("user_id", sa.String(256), nullable=False),
+        sa.Column("user_id", IdString, nullable=False),
         sa.Column("attributes", JSONType, nullable=False),
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.Column("updated_at", sa.Double(), nullable=False),
@@ -37,7 +38,7 @@ def upgrade() -> None:
     op.create_table(
         "items",
         sa.Column("item_idx", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("item_id", sa.String(256), nullable=False),
+        sa.Column("item_id", IdString, nullable=False),
         sa.Column("title", sa.Text(), nullable=True),
         sa.Column("text", sa.Text(), nullable=True),
         sa.Column("categories", JSONType, nullable=False),
@@ -59,7 +60,7 @@ def upgrade() -> None:
     op.create_table(
         "events",
         sa.Column("event_idx", BigIdx, autoincrement=True, nullable=False),
-        sa.Column("event_id", sa.String(256), nullable=False),
+        sa.Column("event_id", IdString, nullable=False),
         sa.Column("user_idx", sa.Integer(), nullable=False),
         sa.Column("item_idx", sa.Integer(), nullable=False),
         sa.Column("type_idx", sa.SmallInteger(), nullable=False),
@@ -68,15 +69,6 @@ def upgrade() -> None:
         sa.Column("context", JSONType, nullable=True),
         sa.PrimaryKeyConstraint("event_idx", name="pk_events"),
         sa.UniqueConstraint("event_id", name="uq_events_event_id"),
-        sa.ForeignKeyConstraint(
-            ["user_idx"], ["users.user_idx"], name="fk_events_user_idx_users", ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
-            ["item_idx"], ["items.item_idx"], name="fk_events_item_idx_items", ondelete="CASCADE"
-        ),
-        sa.ForeignKeyConstraint(
-            ["type_idx"], ["event_types.type_idx"], name="fk_events_type_idx_event_types"
-        ),
     )
     op.create_index("ix_events_user_idx_ts", "events", ["user_idx", "ts"])
     op.create_index("ix_events_item_idx", "events", ["item_idx"])
