@@ -1,0 +1,221 @@
+"""The ``personae`` command line: a thin layer over the Python API.
+
+Exit codes: 0 success; 1 a personae error (bad input, unknown id, store problem), printed as one
+message without a traceback; 2 a usage error (unknown option, missing argument).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from personae.errors import PersonaeError
+
+app = typer.Typer(
+    name="personae",
+    help="personae: a personalization engine. Events in, personal recommendations out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+import_app = typer.Typer(
+    help="Import users, items and events from files (gzip-aware, one transaction per import).",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(import_app, name="import")
+
+console = Console()
+err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        "-s",
+        envvar="PERSONAE_STORE",
+        help="Store location: a data directory, a .db file or a URL "
+        "(postgresql+psycopg://user@host/db). Default: ~/.local/share/personae "
+        "($PERSONAE_HOME).",
+        show_default=False,
+    ),
+]
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="table for people, json for machines.")
+]
+ProgressOption = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Show progress bars.")
+]
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Print personae errors as one line and exit 1, instead of a traceback."""
+    try:
+        yield
+    except PersonaeError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except FileNotFoundError as exc:
+        err_console.print(f"[bold red]error:[/] no such file: {exc.filename}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _open_store(location: str | None, *, create: bool = True) -> Any:
+    from personae.store import Store
+
+    return Store(location, create=create)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def _fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# ---------------------------------------------------------------------- commands
+
+
+@app.command()
+def init(store: StoreOption = None) -> None:
+    """Create an empty store (or upgrade an existing one) and say where it is."""
+    with _errors(), _open_store(store) as s:
+        console.print(
+            f"store ready at [bold]{s.safe_url}[/] (schema revision {s.schema_revision()}, "
+            f"{'pseudonymised' if s.pseudonymized else 'plain'} user ids)"
+        )
+
+
+@app.command()
+def stats(
+    store: StoreOption = None,
+    top: Annotated[int, typer.Option(help="How many of the most active items to list.")] = 10,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Counts, sparsity, events per type, time range, top items and an activity histogram."""
+    with _errors(), _open_store(store, create=False) as s:
+        st = s.stats(top=top)
+        if format is OutputFormat.json:
+            _print_json({"store": s.safe_url, **st.to_dict()})
+            return
+        print_stats(st, title=s.safe_url)
+
+
+def print_stats(st: Any, title: str = "") -> None:
+    """Render :class:`~personae.store.StoreStats` as tables."""
+    overview = Table(title=f"personae store {title}".strip(), show_header=False,
+                     title_justify="left")
+    overview.add_column(style="bold")
+    overview.add_column(justify="right")
+    overview.add_row("users", f"{st.n_users:,}  ({st.n_users_with_events:,} with events)")
+    overview.add_row("items", f"{st.n_items:,}  ({st.n_items_with_events:,} with events)")
+    overview.add_row("events", f"{st.n_events:,}")
+    overview.add_row("user–item pairs", f"{st.n_pairs:,}")
+    overview.add_row("sparsity", f"{st.sparsity:.4%}")
+    overview.add_row("time range", f"{_fmt_time(st.first_ts)} → {_fmt_time(st.last_ts)}")
+    if st.events_per_user:
+        epu = st.events_per_user
+        overview.add_row(
+            "events per user",
+            f"min {epu['min']:.0f} · median {epu['median']:.0f} · mean {epu['mean']:.1f} · "
+            f"max {epu['max']:.0f}",
+        )
+    console.print(overview)
+    if st.events_per_type:
+        types = Table(title="events per type", title_justify="left")
+        types.add_column("type")
+        types.add_column("events", justify="right")
+        types.add_column("share", justify="right")
+        for name, n in st.events_per_type.items():
+            types.add_row(name, f"{n:,}", f"{n / st.n_events:.1%}")
+        console.print(types)
+    if st.top_items:
+        top_t = Table(title="most active items", title_justify="left")
+        top_t.add_column("item_id")
+        top_t.add_column("title")
+        top_t.add_column("events", justify="right")
+        for item_id, title, n in st.top_items:
+            top_t.add_row(item_id, title or "", f"{n:,}")
+        console.print(top_t)
+    if st.histogram:
+        hist = Table(title="users by number of events", title_justify="left")
+        hist.add_column("events")
+        hist.add_column("users", justify="right")
+        hist.add_column("")
+        peak = max(n for _, n in st.histogram) or 1
+        for label, n in st.histogram:
+            hist.add_row(label, f"{n:,}", "█" * max(1 if n else 0, round(30 * n / peak)))
+        console.print(hist)
+
+
+@app.command("export-user")
+def export_user(
+    user_id: Annotated[str, typer.Argument(help="The user's id, as the application knows it.")],
+    store: StoreOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Everything stored about a user, as JSON (for data-access requests)."""
+    with _errors(), _open_store(store, create=False) as s:
+        data = s.export_user(user_id)
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+        err_console.print(f"wrote {len(data['events'])} events of {user_id!r} to {output}")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@app.command("forget-user")
+def forget_user(
+    user_id: Annotated[str, typer.Argument(help="The user's id, as the application knows it.")],
+    store: StoreOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete every row of a user; their data is refused if it is imported again."""
+    with _errors(), _open_store(store, create=False) as s:
+        if not yes and sys.stdin.isatty():
+            typer.confirm(f"Forget user {user_id!r} and all their events?", abort=True)
+        report = s.forget_user(user_id)
+    console.print(f"forgot {user_id!r}: deleted {report['events']:,} events and "
+                  f"{report['users']} user row")
+
+
+def _timed(fn: Callable[[], T]) -> tuple[T, float]:
+    import time
+
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
