@@ -360,6 +360,10 @@ class Event:
         }
 
 
+# One encoder, reused: json.dumps with non-default arguments builds a new one per call.
+_ID_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
 def content_event_id(
     user_id: str,
     item_id: str,
@@ -373,7 +377,7 @@ def content_event_id(
     Two events that agree in every field get the same id, so duplicate lines in an export (or
     importing the same file twice) store the event once.
     """
-    ctx = json.dumps(context, sort_keys=True, separators=(",", ":")) if context else ""
+    ctx = _ID_JSON(context) if context else ""
     key = "\x1f".join(
         (user_id, item_id, type, repr(value), repr(timestamp), ctx)
     ).encode("utf-8")
