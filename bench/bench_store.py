@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             ml100k = SHARED / "ml-100k"
             if ml100k.exists():
                 store = fresh_store(backend, workdir, "ml100k")
-                rep, s = timed(lambda store=store: import_movielens(store, ml100k, progress=False))
+                rep, s = timed(lambda store=store, path=ml100k: import_movielens(
+                    store, path, progress=False))
                 rows.append(_row(backend, "import ml-100k (100k ratings + users + items)",
                                  rep.events.inserted, s, target=5.0))
                 store.close()
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             store = fresh_store(backend, workdir, "synthetic-file")
             mapping = EventMapping(user="user_id", item="item_id", type="type", value="value",
                                    time="timestamp", event_id="event_id", context=("context",))
-            rep, s = timed(lambda store=store: import_events_file(
+            rep, s = timed(lambda store=store, mapping=mapping: import_events_file(
                 store, files["events"], mapping=mapping, progress=args.progress))
             rows.append(_row(backend, f"import {args.events:,} events from events.jsonl.gz",
                              rep.events.inserted, s, target=60.0))

@@ -42,7 +42,8 @@ def test_store_written_by_revision_0001_opens_and_upgrades(store_url: str) -> No
                           " created_at, updated_at) VALUES ('i1', 'Old', '[\"drama\"]', '{}',"
                           " true, 1, 1)"))
         conn.execute(text("INSERT INTO events (event_id, user_idx, item_idx, type_idx, value, ts)"
-                          " SELECT 'e1', u.user_idx, i.item_idx, 4, 4.0, 100 FROM users u, items i"))
+                          " SELECT 'e1', u.user_idx, i.item_idx, 4, 4.0, 100"
+                          " FROM users u, items i"))
         assert "forgotten_users" not in _tables(conn)
     engine.dispose()
 

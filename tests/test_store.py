@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import numpy as np
 import pytest
@@ -183,11 +184,11 @@ def test_bad_item_and_user_fields(store: Store) -> None:
 
 
 def test_timestamps_accept_iso_and_datetime(store: Store) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     store.add_events([
         Event("u", "a", timestamp="2024-05-01T18:30:00Z"),
-        Event("u", "b", timestamp=datetime(2024, 5, 1, 20, 30, tzinfo=timezone.utc)),
+        Event("u", "b", timestamp=datetime(2024, 5, 1, 20, 30, tzinfo=UTC)),
         Event("u", "c", timestamp="1714600000"),
     ])
     ts = [e.timestamp for e in store.user_events("u")]
@@ -238,7 +239,8 @@ def test_forget_user_removes_every_row_and_stays_gone(store: Store) -> None:
     with pytest.raises(NotFound):
         store.get_user("alice")
     with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM users WHERE user_id = 'alice'")).scalar() == 0
+        sql = "SELECT count(*) FROM users WHERE user_id = 'alice'"
+        assert conn.execute(text(sql)).scalar() == 0
         # no orphaned events: every event belongs to an existing user
         assert conn.execute(text(
             "SELECT count(*) FROM events e LEFT JOIN users u ON u.user_idx = e.user_idx "

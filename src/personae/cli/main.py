@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -42,7 +42,7 @@ err_console = Console(stderr=True)
 T = TypeVar("T")
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     json = "json"
 
@@ -203,6 +203,233 @@ def forget_user(
         report = s.forget_user(user_id)
     console.print(f"forgot {user_id!r}: deleted {report['events']:,} events and "
                   f"{report['users']} user row")
+
+
+# ---------------------------------------------------------------------- import
+
+SkipBadOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-bad",
+        help="Skip malformed rows and report them, instead of aborting (by default one bad row "
+        "aborts the import and nothing of it is stored).",
+    ),
+]
+MapOption = Annotated[
+    str,
+    typer.Option(
+        "--map",
+        "-m",
+        help="Which column holds what, e.g. 'user=reviewerID,item=asin,value=overall,"
+        "time=unixReviewTime'.",
+    ),
+]
+FileFormatOption = Annotated[
+    str | None,
+    typer.Option("--file-format", help="csv, tsv or jsonl (default: from the file name)."),
+]
+EncodingOption = Annotated[str, typer.Option(help="Text encoding of the file.")]
+
+
+def _report(report: Any, format: OutputFormat) -> None:
+    if format is OutputFormat.json:
+        _print_json(report.to_dict())
+    else:
+        console.print(report.summary(), highlight=False)
+
+
+def _import(store: str | None, format: OutputFormat, run: Callable[[Any], Any]) -> None:
+    with _errors(), _open_store(store) as s:
+        _report(run(s), format)
+
+
+@import_app.command("movielens")
+def import_movielens_cmd(
+    path: Annotated[Path, typer.Argument(help="An ml-100k or ml-1m folder, or one of its files.")],
+    store: StoreOption = None,
+    skip_bad: SkipBadOption = False,
+    progress: ProgressOption = True,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """MovieLens: ml-100k (u.data, u.item, u.user) or ml-1m style (ratings/movies/users.dat)."""
+    from personae.data.importers import import_movielens
+
+    _import(store, format,
+            lambda s: import_movielens(s, path, skip_bad=skip_bad, progress=progress))
+
+
+@import_app.command("melu")
+def import_melu_cmd(
+    path: Annotated[Path, typer.Argument(help="The ml-1m-melu-coldstart folder.")],
+    users: Annotated[
+        Path | None, typer.Option(help="users.dat (default: in the folder or ../ml-1m/).")
+    ] = None,
+    store: StoreOption = None,
+    skip_bad: SkipBadOption = False,
+    progress: ProgressOption = True,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """The MeLU ml-1m cold-start partitions: movies with plots and 359,761 ratings."""
+    from personae.data.importers import import_melu
+
+    _import(store, format, lambda s: import_melu(s, path, users_path=users, skip_bad=skip_bad,
+                                                 progress=progress))
+
+
+@import_app.command("events")
+def import_events_cmd(
+    path: Annotated[Path, typer.Argument(help="A CSV/TSV/JSON-lines file, optionally .gz.")],
+    map: MapOption,
+    store: StoreOption = None,
+    file_format: FileFormatOption = None,
+    encoding: EncodingOption = "utf-8",
+    skip_bad: SkipBadOption = False,
+    progress: ProgressOption = True,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Events from any export. Keys: user, item, value, time, type, default_type, event_id,
+    context (';'-separated columns), time_unit (auto, s, ms, iso or a strptime pattern)."""
+    from personae.data.importers import import_events_file
+
+    _import(store, format, lambda s: import_events_file(
+        s, path, map, format=file_format, encoding=encoding, skip_bad=skip_bad,
+        progress=progress))
+
+
+@import_app.command("items")
+def import_items_cmd(
+    path: Annotated[Path, typer.Argument(help="A CSV/TSV/JSON-lines file, optionally .gz.")],
+    map: MapOption,
+    store: StoreOption = None,
+    file_format: FileFormatOption = None,
+    encoding: EncodingOption = "utf-8",
+    skip_bad: SkipBadOption = False,
+    progress: ProgressOption = True,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Items (catalogue) from any export. Keys: item, title, text, categories, attributes
+    (';'-separated columns), available, categories_sep. HTML in texts is cleaned."""
+    from personae.data.importers import import_items_file
+
+    _import(store, format, lambda s: import_items_file(
+        s, path, map, format=file_format, encoding=encoding, skip_bad=skip_bad,
+        progress=progress))
+
+
+@import_app.command("users")
+def import_users_cmd(
+    path: Annotated[Path, typer.Argument(help="A CSV/TSV/JSON-lines file, optionally .gz.")],
+    map: MapOption,
+    store: StoreOption = None,
+    file_format: FileFormatOption = None,
+    encoding: EncodingOption = "utf-8",
+    skip_bad: SkipBadOption = False,
+    progress: ProgressOption = True,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Users from any export. Keys: user, attributes (';'-separated columns)."""
+    from personae.data.importers import import_users_file
+
+    _import(store, format, lambda s: import_users_file(
+        s, path, map, format=file_format, encoding=encoding, skip_bad=skip_bad,
+        progress=progress))
+
+
+# ---------------------------------------------------------------------- synthetic data
+
+
+@app.command()
+def generate(
+    users: Annotated[int, typer.Option(help="Number of users.")] = 1_000,
+    items: Annotated[int, typer.Option(help="Number of items.")] = 500,
+    events: Annotated[int, typer.Option(help="Number of events (exact).")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Same seed, same data.")] = 0,
+    domain: Annotated[str, typer.Option(help="movies or shop.")] = "movies",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write users/items/events .jsonl.gz into this folder "
+                     "instead of loading them into the store."),
+    ] = None,
+    store: StoreOption = None,
+    progress: ProgressOption = True,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Synthetic users, items and events with planted tastes, context effects and texts."""
+    from personae.data.synthetic import SyntheticConfig
+    from personae.data.synthetic import generate as make
+
+    with _errors():
+        data = make(SyntheticConfig(n_users=users, n_items=items, n_events=events, seed=seed,
+                                    domain=domain))
+        if out is not None:
+            paths, secs = _timed(lambda: data.write(out, progress=progress))
+            result = {"wrote": {k: str(v) for k, v in paths.items()}, "seconds": secs,
+                      "users": data.n_users, "items": data.n_items, "events": data.n_events}
+            if format is OutputFormat.json:
+                _print_json(result)
+            else:
+                console.print(f"wrote {data.n_users:,} users, {data.n_items:,} items and "
+                              f"{data.n_events:,} events to {out} in {secs:.1f} s")
+            return
+        with _open_store(store) as s:
+            res = data.to_store(s, progress=progress)
+            if format is OutputFormat.json:
+                _print_json({"store": s.safe_url, "users": res.users.inserted,
+                             "items": res.items.inserted, "events": res.events.inserted,
+                             "duplicates": res.events.duplicates, "seconds": res.seconds})
+            else:
+                console.print(
+                    f"loaded {res.users.inserted:,} users, {res.items.inserted:,} items and "
+                    f"{res.events.inserted:,} events ({res.events.duplicates:,} already there) "
+                    f"into {s.safe_url} in {res.seconds:.1f} s"
+                )
+
+
+# ---------------------------------------------------------------------- quickstart
+
+
+@app.command()
+def quickstart(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="A MovieLens folder (ml-100k or ml-1m style) to use instead of the "
+                     "synthetic demo data."),
+    ] = None,
+    store: StoreOption = None,
+    progress: ProgressOption = True,
+) -> None:
+    """Create the embedded store, load demo data (or --data MovieLens) and show its stats."""
+    from personae.data.interactions import Interactions
+
+    with _errors(), _open_store(store) as s:
+        console.rule("[bold]personae quickstart")
+        console.print(f"store: [bold]{s.safe_url}[/]")
+        if data is not None:
+            from personae.data.importers import import_movielens
+
+            report = import_movielens(s, data, progress=progress)
+            console.print(report.summary(), highlight=False)
+        else:
+            from personae.data.synthetic import SyntheticConfig
+            from personae.data.synthetic import generate as make
+
+            demo = make(SyntheticConfig(n_users=2_000, n_items=1_000, n_events=100_000, seed=0))
+            res = demo.to_store(s, progress=progress)
+            console.print(
+                f"synthetic demo data: {res.users.inserted:,} users, {res.items.inserted:,} "
+                f"items, {res.events.inserted:,} new events ({res.events.duplicates:,} already "
+                f"stored) in {res.seconds:.1f} s"
+            )
+        print_stats(s.stats(), title=s.safe_url)
+        view, secs = _timed(lambda: Interactions.from_store(s))
+        console.print(
+            f"training view: {view.n_users:,} users × {view.n_items:,} items, "
+            f"{view.nnz:,} interactions, read in {secs:.2f} s"
+        )
+        console.print(
+            "next: [bold]personae stats[/], [bold]personae import --help[/], "
+            "[bold]personae export-user USER_ID[/]"
+        )
 
 
 def _timed(fn: Callable[[], T]) -> tuple[T, float]:

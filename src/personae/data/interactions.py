@@ -136,8 +136,9 @@ class Interactions:
             wanted = set(types)
             unknown = wanted - set(names)
             if unknown:
+                known = sorted(n for n in names if n)
                 raise InvalidInput(
-                    f"unknown event type(s) {sorted(unknown)}; the store has {sorted(n for n in names if n)}"
+                    f"unknown event type(s) {sorted(unknown)}; the store has {known}"
                 )
             keep &= np.isin(log.type_idx, [names.index(t) for t in wanted])
         # Store indices are sparse (deleted rows leave gaps): map them to dense positions.
@@ -147,7 +148,8 @@ class Interactions:
         w = type_weights[ev_types].astype(np.float32) if len(type_weights) else np.zeros(0, "f4")
         return cls.from_arrays(
             users, items, weights=w, timestamps=log.ts[keep], values=log.value[keep],
-            user_ids=np.asarray(user_ids, dtype=object), item_ids=np.asarray(item_ids, dtype=object),
+            user_ids=np.asarray(user_ids, dtype=object),
+            item_ids=np.asarray(item_ids, dtype=object),
             aggregate=aggregate, binary=binary, keep_nonpositive=keep_nonpositive,
             event_types=ev_types, type_names=tuple(names),
         )
@@ -178,7 +180,8 @@ class Interactions:
         """
         if aggregate not in _AGGREGATES:
             raise InvalidInput(
-                f"The 'aggregate' parameter must be one of {_AGGREGATES}. Got {aggregate!r} instead."
+                f"The 'aggregate' parameter must be one of {_AGGREGATES}. "
+                f"Got {aggregate!r} instead."
             )
         u = np.asarray(users, dtype=np.int64)
         i = np.asarray(items, dtype=np.int64)

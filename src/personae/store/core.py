@@ -320,17 +320,16 @@ class Store:
                 "this store was created without pseudonymised ids; a key cannot be added to it "
                 "later (create a new store with the key and import into it)"
             )
-        if stored and self._pseudo is not None:
-            if not hmac.compare_digest(meta.get("pseudonym_key_check", ""),
-                                       self._pseudo.check_value()):
-                raise StoreError("the pseudonymisation key does not match the one of this store")
+        if stored and self._pseudo is not None and not hmac.compare_digest(
+            meta.get("pseudonym_key_check", ""), self._pseudo.check_value()
+        ):
+            raise StoreError("the pseudonymisation key does not match the one of this store")
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
         """A write transaction (``BEGIN IMMEDIATE`` on SQLite so writers queue, not fail)."""
-        with self.engine.connect().execution_options(personae_write=True) as conn:
-            with conn.begin():
-                yield conn
+        with self.engine.connect().execution_options(personae_write=True) as conn, conn.begin():
+            yield conn
 
     def meta(self) -> dict[str, str]:
         """The store's key/value metadata (creator version, flags)."""

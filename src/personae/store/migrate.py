@@ -27,9 +27,8 @@ def _config(conn: Connection | None = None) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` (default: the newest) in one transaction."""
-    with engine.connect().execution_options(personae_write=True) as conn:
-        with conn.begin():
-            command.upgrade(_config(conn), revision)
+    with engine.connect().execution_options(personae_write=True) as conn, conn.begin():
+        command.upgrade(_config(conn), revision)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -42,6 +42,7 @@ from personae.data.importers.common import (
 )
 from personae.errors import ImportFormatError, InvalidInput
 from personae.store import Event, Item, Store, User, WriteResult, to_timestamp
+from personae.store.records import check_event_type
 
 #: File formats the generic importers read, by name.
 FILE_FORMATS = ("csv", "tsv", "jsonl")
@@ -156,7 +157,7 @@ class EventMapping:
                 f"as '%Y-%m-%d %H:%M:%S', got {self.time_unit!r}"
             )
         if self.default_type is not None:
-            Event("u", "i", self.default_type, 0.0)  # validates the name, with its message
+            check_event_type(self.default_type)
 
     @classmethod
     def parse(cls, text: str) -> EventMapping:
@@ -275,7 +276,8 @@ def import_events_file(
     format : str | None
         ``"csv"``, ``"tsv"`` or ``"jsonl"``; ``None`` decides from the suffix.
     encoding : str, default "utf-8"
-        Text encoding of the file (a UTF-8 byte-order mark is ignored).
+        Text encoding of the file, ASCII-compatible (UTF-8, latin-1, cp1252, ...); a UTF-8
+        byte-order mark is ignored. A line that does not decode is a bad row.
     skip_bad : bool, default False
         False: the first malformed row raises :class:`~personae.errors.ImportFormatError` and
         nothing is stored. True: bad rows are left out and counted in the report.
@@ -484,8 +486,8 @@ def _events(run: ImportRun, path: Path, rows: Iterator[tuple[int, Mapping[str, A
     default_type = m.default_type or ("rating" if m.value is not None else "view")
     parse_time = _time_parser(m.time_unit)
     for n, rec in rows:
-        user = rec.get(m.user)
-        item = rec.get(m.item)
+        user: Any = rec.get(m.user)  # str, or int in JSON; the record checks it
+        item: Any = rec.get(m.item)
         if is_blank(user) or is_blank(item):
             which, what = (m.user, "user id") if is_blank(user) else (m.item, "item id")
             run.bad(path, n, "missing", f"the {what} field {which!r} is missing or empty")
@@ -576,13 +578,14 @@ def _write_items(run: ImportRun, path: Path, rows: Iterator[tuple[int, Mapping[s
     # Items are written as they stream; a repeated id is held back (only the repeats are kept
     # in memory) and merged into the stored item at the end, in the same transaction.
     seen: set[str] = set()
-    repeats: dict[str, list[tuple[Item, bool]]] = {}
+    repeats: dict[str, list[tuple[Item, bool]]] = {}  # later rows, with "gave availability"
+    given_availability: set[str] = set()  # ids whose first row gave the availability
     n_repeats = 0
 
     def items() -> Iterator[Item]:
         nonlocal n_repeats
         for n, rec in rows:
-            raw_id = rec.get(m.item)
+            raw_id: Any = rec.get(m.item)
             if is_blank(raw_id):
                 run.bad(path, n, "missing", f"the item id field {m.item!r} is missing or empty")
                 continue
@@ -618,7 +621,6 @@ def _write_items(run: ImportRun, path: Path, rows: Iterator[tuple[int, Mapping[s
                 given_availability.add(item.item_id)
             yield item
 
-    given_availability: set[str] = set()
     run.write_items(items())
     ids = list(repeats)
     for i in range(0, len(ids), 5000):
@@ -657,7 +659,7 @@ def _write_users(run: ImportRun, path: Path, rows: Iterator[tuple[int, Mapping[s
     def users() -> Iterator[User]:
         nonlocal n_repeats
         for n, rec in rows:
-            raw_id = rec.get(m.user)
+            raw_id: Any = rec.get(m.user)
             if is_blank(raw_id):
                 run.bad(path, n, "missing", f"the user id field {m.user!r} is missing or empty")
                 continue

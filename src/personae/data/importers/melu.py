@@ -177,24 +177,26 @@ def _items(run: ImportRun, path: Path) -> Iterator[Item]:
             run.bad(path, n, "value", str(exc))
 
 
-def _load_json(run: ImportRun, path: Path) -> dict[str, Any]:
+def _load_json(run: ImportRun, path: Path) -> dict[str, Any] | None:
+    """The partition file's object; ``None`` (after :meth:`ImportRun.bad`) when unusable."""
     # Each partition file is one JSON object (about 1.3 MB for the largest): json.loads of the
     # whole file is simpler and faster than an incremental parser at this size.
     data = run.read_all(path)
     if not data.strip():
-        raise ImportFormatError(str(path), None, "the file is empty")
+        run.bad(path, None, "empty", "the file is empty")
+        return None
     try:
         obj = json.loads(data)
     except UnicodeDecodeError as exc:
-        raise ImportFormatError(str(path), None, f"not valid UTF-8 ({exc.reason})") from None
+        run.bad(path, None, "encoding", f"the file is not valid UTF-8 ({exc.reason})")
+        return None
     except json.JSONDecodeError as exc:
-        raise ImportFormatError(str(path), exc.lineno,
-                                f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+        run.bad(path, exc.lineno, "json", f"invalid JSON: {exc.msg} (column {exc.colno})")
+        return None
     if not isinstance(obj, dict):
-        raise ImportFormatError(
-            str(path), None,
-            f"expected a JSON object {{user_id: [...]}}, got a {type(obj).__name__}",
-        )
+        run.bad(path, None, "json",
+                f"expected a JSON object {{user_id: [...]}}, got a {type(obj).__name__}")
+        return None
     return obj
 
 
@@ -202,6 +204,8 @@ def _partition(run: ImportRun, name: str, ids_path: Path,
                ratings_path: Path) -> Iterator[Event]:
     movies_by_user = _load_json(run, ids_path)
     ratings_by_user = _load_json(run, ratings_path)
+    if movies_by_user is None or ratings_by_user is None:
+        return  # the problem is reported; with skip_bad the partition is left out
     report = run.report
     for user in ratings_by_user.keys() - movies_by_user.keys():
         run.bad(ratings_path, None, "mismatch",

@@ -104,7 +104,7 @@ def import_movielens(
                 run.write_users(read_ml1m_users(run, file))
             else:
                 run.write_events(_ratings(run, file, "\t" if fl == "ml-100k" else "::"))
-        if not any(kind == "ratings" for _, kind, _ in plan):
+        if p.is_dir() and not any(kind == "ratings" for _, kind, _ in plan):
             run.report.notes.append("no ratings file: users and items only, no events")
     return run.report
 
