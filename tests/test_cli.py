@@ -85,3 +85,90 @@ def test_runs_as_a_real_process(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "store ready" in proc.stdout
+
+
+def test_import_movielens_then_stats(store_url: str, shared_data: Path) -> None:
+    res = runner.invoke(app, ["import", "movielens", str(shared_data / "ml-100k"), "--store",
+                              store_url, "--no-progress", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["events"]["inserted"] == 100_000
+    assert (report["users"]["inserted"], report["items"]["inserted"]) == (943, 1682)
+    stats = json.loads(runner.invoke(app, ["stats", "-s", store_url, "-f", "json"]).stdout)
+    assert (stats["n_users"], stats["n_items"], stats["n_events"]) == (943, 1682, 100_000)
+
+
+def test_import_events_bad_file_aborts_or_skips(store_url: str, tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text("uid,iid,stars\nu0,i0,4\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("uid,iid,stars\nu1,i1,5\nu2,i2,lots\nu3,i3,3\n")
+    args = ["--map", "user=uid,item=iid,value=stars", "--store", store_url, "--no-progress"]
+    assert runner.invoke(app, ["import", "events", str(good), *args]).exit_code == 0
+    res = runner.invoke(app, ["import", "events", str(bad), *args])
+    assert res.exit_code == 1
+    assert "bad.csv:3" in res.output and "Traceback" not in res.output
+    with Store(store_url) as s:
+        assert s.counts()["events"] == 1  # the earlier import is intact, nothing of this one
+    res = runner.invoke(app, ["import", "events", str(bad), *args, "--skip-bad", "-f", "json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["events"]["inserted"] == 2 and report["bad_rows"] == 1
+    assert report["bad_examples"][0]["line"] == 3
+
+
+def test_import_unknown_mapping_key(store_url: str, tmp_path: Path) -> None:
+    f = tmp_path / "e.csv"
+    f.write_text("a,b\n1,2\n")
+    res = runner.invoke(app, ["import", "events", str(f), "--map", "user=a,item=b,colour=c",
+                              "--store", store_url])
+    assert res.exit_code == 1 and "colour" in res.output
+
+
+def test_import_missing_file(store_url: str, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["import", "movielens", str(tmp_path / "nope"), "--store", store_url])
+    assert res.exit_code == 1 and "nope" in res.output and "Traceback" not in res.output
+
+
+def test_generate_to_files_and_reimport(store_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "syn"
+    res = runner.invoke(app, ["generate", "--users", "50", "--items", "40", "--events", "600",
+                              "--seed", "3", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in out.iterdir()} == {"users.jsonl.gz", "items.jsonl.gz",
+                                               "events.jsonl.gz"}
+    common = ["--store", store_url, "--no-progress"]
+    assert runner.invoke(app, ["import", "users", str(out / "users.jsonl.gz"), "--map",
+                               "user=user_id,attributes=attributes", *common]).exit_code == 0
+    res = runner.invoke(app, ["import", "events", str(out / "events.jsonl.gz"), "--map",
+                              "user=user_id,item=item_id,type=type,value=value,time=timestamp,"
+                              "event_id=event_id,context=context", *common, "-f", "json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["events"]["inserted"] == 600
+    # the same data generated straight into a store gives the same events (same ids)
+    res = runner.invoke(app, ["generate", "--users", "50", "--items", "40", "--events", "600",
+                              "--seed", "3", *common, "-f", "json"])
+    assert res.exit_code == 0, res.output
+    loaded = json.loads(res.stdout)
+    assert (loaded["events"], loaded["duplicates"]) == (0, 600)
+
+
+def test_generate_rejects_bad_sizes(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["generate", "--users", "0", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "n_users must be an int >= 1" in res.output
+
+
+def test_quickstart_loads_demo_data_and_is_idempotent(tmp_path: Path) -> None:
+    store = str(tmp_path / "qs")
+    res = runner.invoke(app, ["quickstart", "--store", store, "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "100,000 new events" in res.output and "events per type" in res.output
+    res = runner.invoke(app, ["quickstart", "--store", store, "--no-progress"])
+    assert res.exit_code == 0 and "0 new events (100,000 already stored)" in res.output
+
+
+def test_quickstart_with_movielens(tmp_path: Path, shared_data: Path) -> None:
+    res = runner.invoke(app, ["quickstart", "--data", str(shared_data / "ml-100k"), "--store",
+                              str(tmp_path / "qs"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "100,000 new" in res.output and "943 users × 1,682 items" in res.output

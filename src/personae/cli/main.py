@@ -287,8 +287,11 @@ def import_events_cmd(
     progress: ProgressOption = True,
     format: FormatOption = OutputFormat.table,
 ) -> None:
-    """Events from any export. Keys: user, item, value, time, type, default_type, event_id,
-    context (';'-separated columns), time_unit (auto, s, ms, iso or a strptime pattern)."""
+    """Events from any CSV/TSV/JSON-lines export, with a column mapping.
+
+    Mapping keys: user, item, value, time, type, default_type, event_id, context
+    (';'-separated columns), time_unit (auto, s, ms, iso or a strptime pattern).
+    """
     from personae.data.importers import import_events_file
 
     _import(store, format, lambda s: import_events_file(
@@ -307,8 +310,11 @@ def import_items_cmd(
     progress: ProgressOption = True,
     format: FormatOption = OutputFormat.table,
 ) -> None:
-    """Items (catalogue) from any export. Keys: item, title, text, categories, attributes
-    (';'-separated columns), available, categories_sep. HTML in texts is cleaned."""
+    """Items (the catalogue) from any CSV/TSV/JSON-lines export, with a column mapping.
+
+    Mapping keys: item, title, text, categories, attributes (';'-separated columns), available,
+    categories_sep. HTML in titles and texts is cleaned; repeated rows of an item are merged.
+    """
     from personae.data.importers import import_items_file
 
     _import(store, format, lambda s: import_items_file(
@@ -327,7 +333,10 @@ def import_users_cmd(
     progress: ProgressOption = True,
     format: FormatOption = OutputFormat.table,
 ) -> None:
-    """Users from any export. Keys: user, attributes (';'-separated columns)."""
+    """Users from any CSV/TSV/JSON-lines export, with a column mapping.
+
+    Mapping keys: user, attributes (';'-separated columns).
+    """
     from personae.data.importers import import_users_file
 
     _import(store, format, lambda s: import_users_file(
