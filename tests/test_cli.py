@@ -145,12 +145,27 @@ def test_generate_to_files_and_reimport(store_url: str, tmp_path: Path) -> None:
                               "event_id=event_id,context=context", *common, "-f", "json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["events"]["inserted"] == 600
+    with Store(store_url) as s:
+        # what `generate --out` wrote reads back as it was generated: flat context, attributes
+        uid = json.loads(_first_line(out / "users.jsonl.gz"))["user_id"]
+        written = json.loads(_first_line(out / "users.jsonl.gz"))["attributes"]
+        assert s.get_user(uid).attributes == written
+        ev = json.loads(_first_line(out / "events.jsonl.gz"))
+        stored = {e.event_id: e for e in s.user_events(ev["user_id"])}[ev["event_id"]]
+        assert stored.context == ev["context"] and "device" in stored.context
     # the same data generated straight into a store gives the same events (same ids)
     res = runner.invoke(app, ["generate", "--users", "50", "--items", "40", "--events", "600",
                               "--seed", "3", *common, "-f", "json"])
     assert res.exit_code == 0, res.output
     loaded = json.loads(res.stdout)
     assert (loaded["events"], loaded["duplicates"]) == (0, 600)
+
+
+def _first_line(path: Path) -> str:
+    import gzip
+
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return f.readline()
 
 
 def test_generate_rejects_bad_sizes(tmp_path: Path) -> None:

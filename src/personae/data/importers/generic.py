@@ -131,7 +131,8 @@ class EventMapping:
         Column of the client's event id; without one, ids derive from the content, so exact
         duplicate rows are stored once.
     context : tuple[str, ...]
-        Columns copied into the event context under their own names (blank values left out).
+        Columns copied into the event context under their own names (blank values left out);
+        a column holding a JSON object contributes its keys instead.
     time_unit : str, default "auto"
         ``"auto"``: numbers are epoch seconds, strings epoch seconds or ISO-8601; ``"s"``,
         ``"ms"``, ``"us"``, ``"ns"``: epoch numbers in that unit; ``"iso"``: ISO-8601 strings;
@@ -188,7 +189,8 @@ class ItemMapping:
         Column of the categories: a list, nested lists, or a string split on
         ``categories_sep``.
     attributes : tuple[str, ...]
-        Columns copied into the attributes under their own names (blank values left out).
+        Columns copied into the attributes under their own names (blank values left out);
+        a column holding a JSON object contributes its keys instead.
     available : str | None
         Column of the availability (true/false, 1/0, yes/no); rows without one are available.
     categories_sep : str | None, default "|"
@@ -514,7 +516,7 @@ def _events(run: ImportRun, path: Path, rows: Iterator[tuple[int, Mapping[str, A
             raw = rec.get(m.type)
             if not is_blank(raw):
                 kind = str(raw).strip().lower().replace(" ", "_")
-        context = {c: rec[c] for c in m.context if not is_blank(rec.get(c))}
+        context = _attributes(rec, m.context)
         event_id = None
         if m.event_id is not None:
             raw = rec.get(m.event_id)
@@ -565,10 +567,19 @@ def _availability(raw: Any) -> bool | None:
 
 
 def _attributes(rec: Mapping[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
+    """The named columns as a key/value mapping (blank values left out).
+
+    A column holding a JSON object contributes its keys (one level), so that a file written by
+    personae itself (``"context": {"device": "tv"}``) reads back as ``{"device": "tv"}``.
+    """
     out = {}
     for c in columns:
         val = rec.get(c)
-        if not is_blank(val):
+        if is_blank(val):
+            continue
+        if isinstance(val, Mapping):
+            out.update((k, v) for k, v in val.items() if not is_blank(v))
+        else:
             out[c] = val.strip() if isinstance(val, str) else val
     return out
 
