@@ -371,3 +371,16 @@ def test_event_log_arrays(store: Store) -> None:
     assert log.ts.tolist() == [100.0, 200.0, 150.0]
     uidx, uids = store.user_index()
     assert [uids[list(uidx).index(u)] for u in log.user_idx] == ["alice", "alice", "bob"]
+
+
+def test_contexts_that_compare_equal_keep_their_types(store: Store) -> None:
+    # Regression: the writer memoises context JSON; True == 1 == 1.0 must not share an entry.
+    store.add_events([
+        Event("u", "a", context={"flag": True}, timestamp=1),
+        Event("u", "b", context={"flag": 1}, timestamp=2),
+        Event("u", "c", context={"flag": 1.5}, timestamp=3),
+        Event("u", "d", context={"flag": "1"}, timestamp=4),
+    ])
+    got = [e.context["flag"] for e in store.user_events("u")]
+    assert got == [True, 1, 1.5, "1"]
+    assert [type(v) for v in got] == [bool, int, float, str]

@@ -666,8 +666,23 @@ class Writer:
         self._items: dict[str, int] = {}
         self._types: dict[str, int] = {}
         self._forgotten: set[str] | None = None
+        self._json_cache: dict[tuple[Any, ...], str] = {}
 
     # -- helpers
+
+    def _context_json(self, context: dict[str, Any]) -> str:
+        """Compact JSON of a context, memoised: contexts repeat a lot (device × weather × …)."""
+        try:
+            # Types are part of the key: True == 1 == 1.0 hash alike but encode differently.
+            key = (tuple(context.items()), tuple(map(type, context.values())))
+            cached = self._json_cache.get(key)
+        except TypeError:  # a nested list or dict: not hashable, encode every time
+            return _compact_json(context)
+        if cached is None:
+            cached = _compact_json(context)
+            if len(self._json_cache) < 100_000:
+                self._json_cache[key] = cached
+        return cached
 
     def _is_forgotten(self, stored_id: str) -> bool:
         if self._forgotten is None:
@@ -818,10 +833,16 @@ class Writer:
         """
         total = WriteResult()
         for chunk in _chunks(events, self.chunk_size):
-            total += self._add_events(chunk)
+            rows, result = self._prepare_events(chunk)
+            inserted = _insert_new_events(self.conn, rows) if rows else 0
+            # rows not inserted were stored already: duplicates
+            total += result + WriteResult(inserted=inserted, duplicates=len(rows) - inserted)
         return total
 
-    def _add_events(self, chunk: list[Event | Mapping[str, Any]]) -> WriteResult:
+    def _prepare_events(
+        self, chunk: list[Event | Mapping[str, Any]]
+    ) -> tuple[list[tuple[Any, ...]], WriteResult]:
+        """Validate a chunk, resolve its ids and build the rows to insert."""
         now = utcnow()
         pseudo = self.store._pseudo
         batch: dict[str, tuple[str, Event]] = {}
@@ -839,7 +860,7 @@ class Writer:
                 continue
             batch[eid] = (sid, ev)
         if not batch:
-            return WriteResult(duplicates=seen_in_chunk, skipped=skipped)
+            return [], WriteResult(duplicates=seen_in_chunk, skipped=skipped)
         pairs = list(batch.values())
         self._resolve(S.users, S.users.c.user_id, S.users.c.user_idx, self._users,
                       (sid for sid, _ in pairs), now)
@@ -847,19 +868,14 @@ class Writer:
                       (ev.item_id for _, ev in pairs), now)
         self._type_indices(ev.type for _, ev in pairs)
         users, items, types = self._users, self._items, self._types
-        dumps = _compact_json
+        encode = self._context_json
         # Plain tuples in EVENT_COLUMNS order: the bulk path skips per-row ORM processing.
         rows = [
             (eid, users[sid], items[ev.item_id], types[ev.type], ev.value, ev.timestamp,
-             dumps(ev.context) if ev.context else None)
+             encode(ev.context) if ev.context else None)
             for eid, (sid, ev) in batch.items()
         ]
-        inserted = _insert_new_events(self.conn, rows)
-        return WriteResult(
-            inserted=inserted,
-            duplicates=seen_in_chunk + len(rows) - inserted,
-            skipped=skipped,
-        )
+        return rows, WriteResult(duplicates=seen_in_chunk, skipped=skipped)
 
 
 # ---------------------------------------------------------------------- internals

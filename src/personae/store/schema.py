@@ -102,8 +102,9 @@ events = Table(
     Column("value", Double, nullable=True),
     Column("ts", Double, nullable=True),
     Column("context", JSONType, nullable=True),
+    # A user's history, newest first, is the serving path's read. No index on item_idx: nothing
+    # reads events by item on a hot path, and each index costs every bulk insert.
     Index("ix_events_user_idx_ts", "user_idx", "ts"),
-    Index("ix_events_item_idx", "item_idx"),
 )
 
 # Added in revision 0002: users who asked to be forgotten. Only a keyed hash of the id is kept,

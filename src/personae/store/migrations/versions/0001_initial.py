@@ -71,7 +71,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("event_id", name="uq_events_event_id"),
     )
     op.create_index("ix_events_user_idx_ts", "events", ["user_idx", "ts"])
-    op.create_index("ix_events_item_idx", "events", ["item_idx"])
 
 
 def downgrade() -> None:
