@@ -25,7 +25,7 @@ def copy_events(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
     with raw.cursor() as cur:
         cur.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("
-            " ord integer, event_id text COLLATE \"C\", user_idx integer, item_idx integer,"
+            " ord integer, event_id varchar(256) COLLATE \"C\", user_idx integer, item_idx integer,"
             " type_idx smallint, value double precision, ts double precision, context jsonb"
             ") ON COMMIT DELETE ROWS"
         )
@@ -35,11 +35,11 @@ def copy_events(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
                 copy.write_row((n, *row))
         cur.execute(
             f"INSERT INTO events ({', '.join(_COLS)})"
-            f" SELECT {', '.join(_COLS)} FROM {_STAGE} s"
-            # Filtering known ids first is much cheaper than letting ON CONFLICT find them one
-            # by one (re-imports are mostly duplicates); ON CONFLICT still guards against a
-            # concurrent writer.
-            " WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)"
-            " ORDER BY ord ON CONFLICT (event_id) DO NOTHING"
+            f" SELECT {', '.join(_COLS)} FROM {_STAGE} ORDER BY ord"
+            # No anti-join against events to drop known ids first: without fresh statistics
+            # the planner hashes the whole events table for it, once per chunk (measured:
+            # 0.7 s per 20k-row chunk at 1M events). The unique-index probe of ON CONFLICT
+            # costs the same whether a row is new or not.
+            " ON CONFLICT (event_id) DO NOTHING"
         )
         return cur.rowcount
