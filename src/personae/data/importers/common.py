@@ -464,6 +464,11 @@ def is_blank(value: Any) -> bool:
     """``None``, an empty or all-space string, or an empty list/dict."""
     if value is None:
         return True
+    cls = type(value)
+    if cls is str:
+        return not value or value.isspace()
+    if cls is int or cls is float:  # the common cases first: this runs for every field
+        return False
     if isinstance(value, str):
         return not value.strip()
     if isinstance(value, list | tuple | dict):
