@@ -276,72 +276,44 @@ def import_melu_cmd(
                                                  progress=progress))
 
 
-@import_app.command("events")
-def import_events_cmd(
-    path: Annotated[Path, typer.Argument(help="A CSV/TSV/JSON-lines file, optionally .gz.")],
-    map: MapOption,
-    store: StoreOption = None,
-    file_format: FileFormatOption = None,
-    encoding: EncodingOption = "utf-8",
-    skip_bad: SkipBadOption = False,
-    progress: ProgressOption = True,
-    format: FormatOption = OutputFormat.table,
-) -> None:
-    """Events from any CSV/TSV/JSON-lines export, with a column mapping.
+def _register_file_import(kind: str, doc: str) -> None:
+    """``personae import events|items|users FILE --map …``: the generic file importers."""
+
+    def command(
+        path: Annotated[Path, typer.Argument(help="A CSV/TSV/JSON-lines file, optionally .gz.")],
+        map: MapOption,
+        store: StoreOption = None,
+        file_format: FileFormatOption = None,
+        encoding: EncodingOption = "utf-8",
+        skip_bad: SkipBadOption = False,
+        progress: ProgressOption = True,
+        format: FormatOption = OutputFormat.table,
+    ) -> None:
+        from personae.data.importers import get_importer
+
+        importer = get_importer(kind)
+        _import(store, format, lambda s: importer(
+            s, path, map, format=file_format, encoding=encoding, skip_bad=skip_bad,
+            progress=progress))
+
+    command.__doc__ = doc
+    import_app.command(kind)(command)
+
+
+_register_file_import("events", """Events from any CSV/TSV/JSON-lines export, with a column mapping.
 
     Mapping keys: user, item, value, time, type, default_type, event_id, context
     (';'-separated columns), time_unit (auto, s, ms, iso or a strptime pattern).
-    """
-    from personae.data.importers import import_events_file
-
-    _import(store, format, lambda s: import_events_file(
-        s, path, map, format=file_format, encoding=encoding, skip_bad=skip_bad,
-        progress=progress))
-
-
-@import_app.command("items")
-def import_items_cmd(
-    path: Annotated[Path, typer.Argument(help="A CSV/TSV/JSON-lines file, optionally .gz.")],
-    map: MapOption,
-    store: StoreOption = None,
-    file_format: FileFormatOption = None,
-    encoding: EncodingOption = "utf-8",
-    skip_bad: SkipBadOption = False,
-    progress: ProgressOption = True,
-    format: FormatOption = OutputFormat.table,
-) -> None:
-    """Items (the catalogue) from any CSV/TSV/JSON-lines export, with a column mapping.
+    """)
+_register_file_import("items", """Items (the catalogue) from any CSV/TSV/JSON-lines export.
 
     Mapping keys: item, title, text, categories, attributes (';'-separated columns), available,
     categories_sep. HTML in titles and texts is cleaned; repeated rows of an item are merged.
-    """
-    from personae.data.importers import import_items_file
-
-    _import(store, format, lambda s: import_items_file(
-        s, path, map, format=file_format, encoding=encoding, skip_bad=skip_bad,
-        progress=progress))
-
-
-@import_app.command("users")
-def import_users_cmd(
-    path: Annotated[Path, typer.Argument(help="A CSV/TSV/JSON-lines file, optionally .gz.")],
-    map: MapOption,
-    store: StoreOption = None,
-    file_format: FileFormatOption = None,
-    encoding: EncodingOption = "utf-8",
-    skip_bad: SkipBadOption = False,
-    progress: ProgressOption = True,
-    format: FormatOption = OutputFormat.table,
-) -> None:
-    """Users from any CSV/TSV/JSON-lines export, with a column mapping.
+    """)
+_register_file_import("users", """Users from any CSV/TSV/JSON-lines export, with a column mapping.
 
     Mapping keys: user, attributes (';'-separated columns).
-    """
-    from personae.data.importers import import_users_file
-
-    _import(store, format, lambda s: import_users_file(
-        s, path, map, format=file_format, encoding=encoding, skip_bad=skip_bad,
-        progress=progress))
+    """)
 
 
 # ---------------------------------------------------------------------- synthetic data

@@ -103,6 +103,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from personae.errors import InvalidInput
+from personae.progress import ProgressBars
 from personae.store.records import Event, Item, User, to_timestamp
 
 if TYPE_CHECKING:
@@ -1139,7 +1140,7 @@ class SyntheticData:
 
         began = time.perf_counter()
         events = WriteResult()
-        with _Progress(progress) as bar, store.writer() as w:
+        with ProgressBars(progress) as bar, store.writer() as w:
             task = bar.add("users", self.n_users)
             users = w.upsert_users(self.iter_users())
             bar.advance(task, self.n_users)
@@ -1171,7 +1172,7 @@ class SyntheticData:
             return open(path, "w", encoding="utf-8")
 
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        with _Progress(progress) as bar:
+        with ProgressBars(progress) as bar:
             rows: Iterator[dict[str, Any]]
             for name, rows, total in (
                 ("users", (u.to_dict() for u in self.iter_users()), self.n_users),
@@ -1205,42 +1206,6 @@ class SyntheticData:
             yield (f'{prefix}{n}","user_id":"{uids[u]}","item_id":"{iids[i]}",'
                    f'"type":"{EVENT_TYPES[t]}","value":{v},"timestamp":{ts!r},'
                    f'"context":{contexts[k]}}}\n')
-
-
-class _Progress:
-    """``rich.progress`` bars when enabled, else nothing."""
-
-    def __init__(self, enabled: bool) -> None:
-        self._bar: Any = None
-        if enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(TextColumn("{task.description:>8}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(),
-                                 TimeRemainingColumn())
-
-    def __enter__(self) -> _Progress:
-        if self._bar is not None:
-            self._bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-
-    def add(self, name: str, total: int) -> Any:
-        return None if self._bar is None else self._bar.add_task(name, total=total)
-
-    def advance(self, task: Any, n: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(task, n)
 
 
 # ---------------------------------------------------------------------------- generation

@@ -27,6 +27,7 @@ from typing import IO, Any, cast
 from sqlalchemy import select
 
 from personae.errors import ImportFormatError
+from personae.progress import ProgressBars
 from personae.store import Event, Item, Store, User, Writer, WriteResult
 from personae.store import schema as S
 
@@ -268,45 +269,6 @@ def flatten_strings(value: Any) -> list[str]:
 # ---------------------------------------------------------------------- the import run
 
 
-class _Progress:
-    """A rich progress display by bytes read, one bar per file; does nothing when disabled."""
-
-    def __init__(self, enabled: bool) -> None:
-        self._bar: Any = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            # stderr, so that `--format json` output on stdout stays clean.
-            self._bar = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-                TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-            )
-
-    def __enter__(self) -> _Progress:
-        if self._bar is not None:
-            self._bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-    def add(self, label: str, total: int) -> Any:
-        return self._bar.add_task(label, total=total) if self._bar is not None else None
-
-    def update(self, task: Any, completed: int) -> None:
-        if self._bar is not None:
-            self._bar.update(task, completed=completed)
-
-
 class ImportRun:
     """One import: a store transaction, the bad-row policy, progress, and the report.
 
@@ -320,7 +282,7 @@ class ImportRun:
         self.store = store
         self.skip_bad = skip_bad
         self.report = ImportReport(source=str(source), format=format)
-        self._progress = _Progress(progress)
+        self._progress = ProgressBars(progress, unit="bytes")
         self._stack = ExitStack()
         self._start = 0.0
         self.writer: Writer
