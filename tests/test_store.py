@@ -384,3 +384,11 @@ def test_contexts_that_compare_equal_keep_their_types(store: Store) -> None:
     got = [e.context["flag"] for e in store.user_events("u")]
     assert got == [True, 1, 1.5, "1"]
     assert [type(v) for v in got] == [bool, int, float, str]
+
+
+def test_iter_users_and_event_contexts(store: Store) -> None:
+    _populate(store)
+    assert [(u.user_id, u.attributes) for u in store.iter_users()] == [
+        ("alice", {"age": 30}), ("bob", {"age": 40})]
+    assert store.event_contexts() == [{"device": "mobile"}, {}, {}]
+    assert len(store.event_contexts()) == len(store.event_log())

@@ -455,6 +455,27 @@ class Store:
             for row in result:
                 yield _item_from_row(row)
 
+    def iter_users(self, batch_size: int = 5000) -> Iterator[User]:
+        """Every user, in store order (``user_idx`` ascending).
+
+        In a pseudonymised store ``user_id`` is the stored pseudonym: raw ids are not kept.
+        """
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch_size).execute(
+                select(S.users.c.user_id, S.users.c.attributes, S.users.c.created_at)
+                .order_by(S.users.c.user_idx)
+            )
+            for row in result:
+                yield User(row.user_id, attributes=row.attributes or {},
+                           created_at=row.created_at)
+
+    def event_contexts(self) -> list[dict[str, Any]]:
+        """Every event's context, aligned with :meth:`event_log` (arrival order); ``{}`` when
+        an event has none."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(S.events.c.context).order_by(S.events.c.event_idx))
+            return [ctx or {} for (ctx,) in rows]
+
     def user_events(self, user_id: str, limit: int | None = None) -> list[Event]:
         """A user's events, oldest first (by time, then arrival); ``limit`` keeps the newest."""
         sid = self.stored_user_id(user_id)
