@@ -366,6 +366,129 @@ def generate(
                 )
 
 
+# ---------------------------------------------------------------------- evaluate
+
+#: Hyper-parameters searched on the validation split by ``personae evaluate --tune``.
+DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
+    "popularity": {},
+    "itemknn": {"k": [50, 100, 200], "shrinkage": [0.0, 10.0], "similarity": ["cosine", "bm25"]},
+    "ease": {"l2": [100.0, 250.0, 500.0, 1000.0]},
+    "als": {"factors": [64, 128], "regularization": [0.01, 0.1], "iterations": [15]},
+    "bpr": {"factors": [64], "learning_rate": [0.01, 0.05], "iterations": [100]},
+}
+
+PROTOCOLS = ("p1", "p2", "temporal", "melu-new-users", "melu-new-items", "melu-new-users-items")
+
+
+def _split_for(protocol: str, store: Any, view: Any) -> Any:
+    from personae.evaluate import (
+        leave_last_out,
+        melu_coldstart,
+        melu_partitions,
+        random_holdout,
+        temporal_split,
+    )
+
+    if protocol == "p1":
+        return random_holdout(view)
+    if protocol == "p2":
+        return leave_last_out(view)
+    if protocol == "temporal":
+        return temporal_split(view)
+    if protocol.startswith("melu-"):
+        target = protocol.removeprefix("melu-").replace("-", "_")
+        return melu_coldstart(view, melu_partitions(store), target)
+    from personae.errors import InvalidInput
+
+    raise InvalidInput(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+
+
+@app.command()
+def evaluate(
+    protocol: Annotated[
+        str, typer.Option("--protocol", "-p", help=f"One of: {', '.join(PROTOCOLS)}.")
+    ] = "p1",
+    models: Annotated[
+        str, typer.Option("--models", "-m", help="Comma-separated registered model names.")
+    ] = "popularity,itemknn,ease",
+    data: Annotated[
+        Path | None,
+        typer.Option(help="A MovieLens or MeLU folder to evaluate on (imported into a "
+                     "temporary store) instead of the store."),
+    ] = None,
+    store: StoreOption = None,
+    tune: Annotated[
+        bool, typer.Option("--tune/--no-tune", help="Search hyper-parameters on the validation "
+                           "split (the test split is touched once).")
+    ] = True,
+    budget: Annotated[
+        float, typer.Option(help="Seconds of hyper-parameter search per model.")
+    ] = 120.0,
+    ks: Annotated[str, typer.Option(help="Cut-offs, comma-separated.")] = "5,10,20",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write report.html and report.json into this folder."),
+    ] = None,
+    progress: ProgressOption = True,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Evaluate models offline with a named protocol; prints a table, writes JSON and HTML."""
+    import shlex
+    import tempfile
+
+    from personae.data.interactions import Interactions
+    from personae.evaluate import evaluate as run_evaluation
+    from personae.evaluate import render_table, tune_and_evaluate
+    from personae.models import create, get_model_class
+
+    with _errors():
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        for name in names:
+            get_model_class(name)  # fail early on a typo, listing the valid names
+        cutoffs = tuple(int(k) for k in ks.split(","))
+        with tempfile.TemporaryDirectory(prefix="personae-eval-") as tmp:
+            location = store
+            if data is not None:
+                from personae.data.importers import detect_format, get_importer
+
+                fmt = detect_format(data)
+                if fmt not in ("movielens", "melu"):
+                    from personae.errors import InvalidInput
+
+                    raise InvalidInput(f"{data} is not a MovieLens or MeLU folder")
+                location = str(Path(tmp) / "eval.db")
+                with _open_store(location) as s:
+                    get_importer(fmt)(s, data, progress=progress)
+            with _open_store(location, create=False) as s:
+                view = Interactions.from_store(s)
+                split = _split_for(protocol, s, view)
+            err_console.print(f"{protocol}: {split.summary()}", highlight=False)
+            results = []
+            for name in names:
+                grid = DEFAULT_GRIDS.get(name, {}) if tune else {}
+                if grid and split.validation is not None:
+                    tuning, result = tune_and_evaluate(
+                        lambda name=name, **p: create(name, **p), grid, split, ks=cutoffs,
+                        time_budget_s=budget)
+                    err_console.print(f"{name}: best {tuning.best_params} "
+                                      f"(validation ndcg@10 {tuning.best_score:.4f}, "
+                                      f"{len(tuning.trials)} trials)", highlight=False)
+                else:
+                    result = run_evaluation(create(name), split, ks=cutoffs)
+                results.append(result)
+        if format is OutputFormat.json:
+            _print_json([r.to_dict() for r in results])
+        else:
+            console.print(render_table(results))
+        if out is not None:
+            from personae.evaluate.report import write_report
+
+            command = "personae " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+            path = write_report(results, out / "report.html",
+                                title=f"personae evaluation · {protocol}", command=command)
+            err_console.print(f"wrote {path} and {path.with_suffix('.json')}")
+
+
 # ---------------------------------------------------------------------- quickstart
 
 
