@@ -178,6 +178,9 @@ def test_quickstart_loads_demo_data_and_is_idempotent(tmp_path: Path) -> None:
     res = runner.invoke(app, ["quickstart", "--store", store, "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "100,000 new events" in res.output and "events per type" in res.output
+    # it trains the default model, compares it with popularity and shows three top-10 lists
+    assert "default model: ease" in res.output and "popularity" in res.output
+    assert res.output.count("top-10 for user") == 3
     res = runner.invoke(app, ["quickstart", "--store", store, "--no-progress"])
     assert res.exit_code == 0 and "0 new events (100,000 already stored)" in res.output
 

@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -530,10 +531,46 @@ def quickstart(
             f"training view: {view.n_users:,} users × {view.n_items:,} items, "
             f"{view.nnz:,} interactions, read in {secs:.2f} s"
         )
+        _quickstart_models(s, view)
         console.print(
-            "next: [bold]personae stats[/], [bold]personae import --help[/], "
-            "[bold]personae export-user USER_ID[/]"
+            "next: [bold]personae evaluate --help[/], [bold]personae stats[/], "
+            "[bold]personae import --help[/], [bold]personae export-user USER_ID[/]"
         )
+
+
+def _quickstart_models(store: Any, view: Any) -> None:
+    """Train the default model, compare it with popularity on a validation split, show top-10s."""
+    from personae.evaluate import evaluate as run_evaluation
+    from personae.evaluate import random_holdout, render_table
+    from personae.models import create
+
+    # EASE learns an item × item matrix: the best default while the catalogue fits in memory.
+    name, params = ("ease", {"l2": 250.0}) if view.n_items <= 20_000 else ("itemknn", {})
+    console.rule(f"[bold]default model: {name}")
+    split = random_holdout(view)
+    results = [run_evaluation(create("popularity"), split, on="validation", memory="none"),
+               run_evaluation(create(name, **params), split, on="validation", memory="none")]
+    console.print("validation split (P1 holdout of the training data; the test part is kept "
+                  "for `personae evaluate`):")
+    console.print(render_table(results))
+    model, secs = _timed(lambda: create(name, **params).fit(view))
+    console.print(f"{name} trained on all {view.nnz:,} interactions in {secs:.2f} s")
+    active = np.argsort(-np.diff(view.matrix.indptr), kind="stable")
+    shown = [int(u) for u in active[[0, len(active) // 2, -1]]] if len(active) >= 3 else []
+    titles = {i.item_id: i.title for i in store.iter_items()}
+    for u in shown:
+        recs = model.recommend(u, k=10)
+        table = Table(title=f"top-10 for user {view.user_ids[u]} "
+                            f"({view.matrix.indptr[u + 1] - view.matrix.indptr[u]} items seen)",
+                      title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("item_id")
+        table.add_column("title")
+        table.add_column("score", justify="right")
+        for rank, (i, score) in enumerate(zip(recs.items, recs.scores, strict=True), 1):
+            item_id = str(view.item_ids[i])
+            table.add_row(str(rank), item_id, titles.get(item_id) or "", f"{score:.4f}")
+        console.print(table)
 
 
 def _timed(fn: Callable[[], T]) -> tuple[T, float]:
