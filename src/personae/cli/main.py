@@ -541,7 +541,7 @@ def quickstart(
 def _quickstart_models(store: Any, view: Any) -> None:
     """Train the default model, compare it with popularity on a validation split, show top-10s."""
     from personae.evaluate import evaluate as run_evaluation
-    from personae.evaluate import random_holdout, render_table
+    from personae.evaluate import random_holdout
     from personae.models import create
 
     # EASE learns an item × item matrix: the best default while the catalogue fits in memory.
@@ -550,9 +550,18 @@ def _quickstart_models(store: Any, view: Any) -> None:
     split = random_holdout(view)
     results = [run_evaluation(create("popularity"), split, on="validation", memory="none"),
                run_evaluation(create(name, **params), split, on="validation", memory="none")]
-    console.print("validation split (P1 holdout of the training data; the test part is kept "
-                  "for `personae evaluate`):")
-    console.print(render_table(results))
+    table = Table(title="validation split (P1 holdout; the test part is left for "
+                        "`personae evaluate`)", title_justify="left")
+    columns = ("ndcg@10", "recall@10", "hitrate@10", "coverage@10")
+    for col in ("model", *columns, "fit s"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in results:
+        table.add_row(r.model, *(f"{r.metrics[c]:.4f}" for c in columns), f"{r.fit_seconds:.2f}")
+    console.print(table)
+    base, best = (r.metrics["ndcg@10"] for r in results)
+    if base > 0:
+        console.print(f"{name} ranks {best / base:.1f}× better than popularity (NDCG@10 "
+                      f"{best:.4f} vs {base:.4f})")
     model, secs = _timed(lambda: create(name, **params).fit(view))
     console.print(f"{name} trained on all {view.nnz:,} interactions in {secs:.2f} s")
     active = np.argsort(-np.diff(view.matrix.indptr), kind="stable")
