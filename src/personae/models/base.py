@@ -322,6 +322,16 @@ class Recommender(ABC):
     def _set_meta(self, meta: Mapping[str, Any]) -> None:  # noqa: B027
         """Restore what :meth:`_get_meta` returned."""
 
+    def _artifact_params(self) -> dict[str, Any]:
+        """Hyper-parameters as written to ``model.json`` (override when some are not JSON)."""
+        return self.get_params()
+
+    def _save_extra(self, folder: Path) -> None:  # noqa: B027
+        """Write more into the artifact folder (a blend's members, in sub-folders)."""
+
+    def _load_extra(self, folder: Path) -> None:  # noqa: B027
+        """Read what :meth:`_save_extra` wrote (called by :meth:`load` before ``_set_meta``)."""
+
     def save(self, path: str | Path) -> Path:
         """Write the model to the folder ``path``: ``model.json`` + ``arrays.npz`` (no pickle).
 
@@ -340,12 +350,13 @@ class Recommender(ABC):
             if arr.dtype == object:
                 raise PersonaeError(f"cannot save object array {key!r} without pickle")
         np.savez(folder / "arrays.npz", **arrays)
+        self._save_extra(folder)
         meta = {
             "format": ARTIFACT_FORMAT,
             "model": self.name,
             "class": f"{type(self).__module__}.{type(self).__qualname__}",
             "personae_version": __version__,
-            "params": self.get_params(),
+            "params": self._artifact_params(),
             "n_users": self.n_users_,
             "n_items": self.n_items_,
             "fingerprint": self.fingerprint_,
@@ -390,6 +401,7 @@ class Recommender(ABC):
         model.n_users_, model.n_items_ = n_users, n_items
         model.fingerprint_ = meta["fingerprint"]
         model.fit_seconds_ = float(meta["fit_seconds"])
+        model._load_extra(folder)
         model._set_meta(meta.get("learned", {}))
         model._set_state({k.removeprefix("state__"): v for k, v in arrays.items()})
         return model

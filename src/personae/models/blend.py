@@ -1,0 +1,297 @@
+"""A weighted blend of several models' scores, with weights chosen on validation data.
+
+Each member's scores are normalised per user row over the items the user has *not* seen (the
+only ones that can be recommended), then summed with the blend's weights:
+``score = Σ_m w_m · normalise(score_m)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from personae.errors import InvalidInput
+from personae.evaluate.metrics import ranking_metrics
+from personae.models.base import NotFitted, Recommender
+from personae.models.topk import topk
+
+_NORMALIZE = ("minmax", "zscore", "rank")
+#: Most weight vectors :meth:`Blend.tune_weights` tries before asking for a coarser step.
+_MAX_GRID = 5000
+
+Member = Recommender | tuple[str, Mapping[str, Any]]
+
+
+class Blend(Recommender):
+    """Fuse the scores of several models.
+
+    Parameters
+    ----------
+    models : sequence of Recommender or (name, params)
+        The members: model objects, or registry names with hyper-parameters
+        (``("ease", {"l2": 400.0})``).
+    weights : sequence of float, optional
+        One weight ≥ 0 per member (normalised to sum 1); default equal weights.
+        :meth:`tune_weights` chooses them on validation data.
+    normalize : {"minmax", "zscore", "rank"}, default "minmax"
+        Per user row, over the unseen items: ``minmax`` maps to [0, 1], ``zscore`` to mean 0 and
+        standard deviation 1, ``rank`` to the rank fraction (1 best, 0 worst).
+    refit : bool, default True
+        ``fit`` fits a fresh copy of every member. With False, members given as fitted objects
+        are used as they are (they must have been fit on the same data: checked by
+        fingerprint) and only the others are fit.
+
+    Attributes
+    ----------
+    members_ : list of Recommender
+        The fitted members, in the order of ``models``.
+    weights_ : ndarray of float64, shape (n_members,)
+        The weights in use (sum 1).
+    tuned_score_ : float or None
+        The validation NDCG@k reached by :meth:`tune_weights`.
+    """
+
+    name: ClassVar[str] = "blend"
+
+    members_: list[Recommender]
+    weights_: np.ndarray
+    tuned_score_: float | None
+
+    def __init__(
+        self,
+        models: Sequence[Member] = (),
+        weights: Sequence[float] | None = None,
+        normalize: str = "minmax",
+        refit: bool = True,
+    ) -> None:
+        self.models = models
+        self.weights = weights
+        self.normalize = normalize
+        self.refit = refit
+
+    # ------------------------------------------------------------------ abilities
+
+    @property  # type: ignore[override]
+    def scores_histories(self) -> bool:  # every member must be able to
+        return bool(self._member_classes()) and all(c.scores_histories
+                                                    for c in self._member_classes())
+
+    @property  # type: ignore[override]
+    def uses_context(self) -> bool:
+        return any(c.uses_context for c in self._member_classes())
+
+    def _member_classes(self) -> list[type[Recommender]]:
+        from personae.models import get_model_class
+
+        out = []
+        for m in self.models:
+            if isinstance(m, Recommender):
+                out.append(type(m))
+            elif isinstance(m, Sequence) and len(m) == 2 and isinstance(m[0], str):
+                out.append(get_model_class(m[0]))
+        return out
+
+    # ------------------------------------------------------------------ fitting
+
+    def _validate_params(self) -> None:
+        if isinstance(self.models, str | bytes) or not isinstance(self.models, Sequence) \
+                or len(self.models) == 0:
+            raise InvalidInput(
+                "The 'models' parameter of Blend must be a non-empty list of models or "
+                f"(name, params) pairs. Got {self.models!r} instead."
+            )
+        for m in self.models:
+            ok = isinstance(m, Recommender) or (
+                isinstance(m, Sequence) and not isinstance(m, str) and len(m) == 2
+                and isinstance(m[0], str) and isinstance(m[1], Mapping))
+            if not ok:
+                raise InvalidInput(
+                    "The 'models' parameter of Blend must hold Recommender objects or "
+                    f"(name, params) pairs. Got {m!r} instead."
+                )
+        if self.weights is not None:
+            w = np.asarray(self.weights, dtype=object)
+            if w.shape != (len(self.models),) or not all(
+                    isinstance(x, int | float | np.number) and not isinstance(x, bool)
+                    and np.isfinite(x) and x >= 0 for x in w) or float(np.sum(w)) <= 0:
+                raise InvalidInput(
+                    f"The 'weights' parameter of Blend must be {len(self.models)} floats >= 0 "
+                    f"(one per model) with a positive sum. Got {self.weights!r} instead."
+                )
+        if self.normalize not in _NORMALIZE:
+            raise InvalidInput(
+                f"The 'normalize' parameter of Blend must be one of {_NORMALIZE}. "
+                f"Got {self.normalize!r} instead."
+            )
+        if not isinstance(self.refit, bool | np.bool_):
+            raise InvalidInput(
+                f"The 'refit' parameter of Blend must be a bool. Got {self.refit!r} instead."
+            )
+
+    def _fit(self, X: sp.csr_matrix, view: Any) -> None:
+        from personae.models import create
+
+        data = view if view is not None else X
+        members = []
+        for k, m in enumerate(self.models):
+            if isinstance(m, Recommender):
+                if self.refit:
+                    member = type(m)(**m.get_params()).fit(data)
+                else:
+                    if not hasattr(m, "n_items_"):
+                        raise NotFitted(f"member {k} ({m.name}) is not fitted and refit=False")
+                    if m.fingerprint_ != self.fingerprint_:
+                        raise InvalidInput(
+                            f"member {k} ({m.name}) was fit on other data than the blend "
+                            "(fingerprints differ); fit it on the same data or use refit=True"
+                        )
+                    member = m
+            else:
+                member = create(m[0], **dict(m[1])).fit(data)
+            members.append(member)
+        self.members_ = members
+        w = np.ones(len(members)) if self.weights is None else np.asarray(self.weights, float)
+        self.weights_ = w / w.sum()
+        self.tuned_score_ = None
+
+    # ------------------------------------------------------------------ scoring
+
+    def _member_scores(self, seen: sp.csr_matrix, score: Any) -> list[np.ndarray]:
+        mask = _dense_mask(seen)
+        return [_normalize(np.array(score(m), dtype=np.float32), mask, self.normalize)
+                for m in self.members_]
+
+    def _score_users(self, users: np.ndarray, context: Mapping[str, Any] | None) -> np.ndarray:
+        parts = self._member_scores(self.user_items_[users],
+                                    lambda m: m.score_users(users, context))
+        return _weighted(parts, self.weights_)
+
+    def _score_histories(self, histories: sp.csr_matrix,
+                         context: Mapping[str, Any] | None) -> np.ndarray:
+        parts = self._member_scores(histories, lambda m: m.score_histories(histories, context))
+        return _weighted(parts, self.weights_)
+
+    def tune_weights(self, validation: sp.spmatrix, *, k: int = 10, step: float = 0.1
+                     ) -> Blend:
+        """Choose the weights that maximise NDCG@``k`` on held-out items; returns ``self``.
+
+        Tries every weight vector on the simplex grid of spacing ``step`` (for 3 members and
+        step 0.1: 66 vectors), in a fixed order; the first best wins, so the result is
+        deterministic. The members' normalised scores for the validation users are held in
+        memory (n_validation_users × n_items × n_members float32).
+
+        Parameters
+        ----------
+        validation : scipy.sparse matrix (n_users, n_items)
+            Held-out positives of training users (rows without any are skipped); the training
+            items stay excluded from the rankings.
+        """
+        self._check_fitted()
+        V = sp.csr_matrix(validation)
+        if V.shape != (self.n_users_, self.n_items_):
+            raise InvalidInput(f"validation must have shape {(self.n_users_, self.n_items_)} "
+                               f"(users × items of the training data), got {V.shape}")
+        if not 0 < step <= 1:
+            raise InvalidInput(f"step must be in (0, 1], got {step!r}")
+        n_steps = round(1.0 / step)
+        n_grid = math.comb(n_steps + len(self.members_) - 1, len(self.members_) - 1)
+        if n_grid > _MAX_GRID:
+            raise InvalidInput(f"{n_grid} weight vectors for {len(self.members_)} models at step "
+                               f"{step}: choose a larger step (at most {_MAX_GRID} vectors)")
+        users = np.flatnonzero(np.diff(V.indptr))
+        if users.size == 0:
+            raise InvalidInput("validation holds no positives")
+        seen = self.user_items_[users]
+        parts = self._member_scores(seen, lambda m: m.score_users(users))
+        exclude = _dense_mask(seen)
+        truth = V[users]
+        best, best_w = -1.0, self.weights_
+        for w in _simplex(len(parts), n_steps):
+            scores = _weighted(parts, w)
+            items, _ = topk(scores, k, exclude=exclude)
+            value = float(ranking_metrics(items, truth, (k,))[f"ndcg@{k}"].mean())
+            if value > best + 1e-12:
+                best, best_w = value, w
+        self.weights_ = np.asarray(best_w, dtype=np.float64)
+        self.tuned_score_ = best
+        return self
+
+    # ------------------------------------------------------------------ persistence
+
+    def _artifact_params(self) -> dict[str, Any]:
+        params = self.get_params()
+        params["models"] = [[m.name, m._artifact_params()] for m in self.members_]
+        return params
+
+    def _save_extra(self, folder: Path) -> None:
+        for k, member in enumerate(self.members_):
+            member.save(folder / f"member_{k}")
+
+    def _load_extra(self, folder: Path) -> None:
+        self.members_ = [Recommender.load(folder / f"member_{k}")
+                         for k in range(len(self.models))]
+
+    def _get_meta(self) -> dict[str, Any]:
+        return {"weights": self.weights_.tolist(), "tuned_score": self.tuned_score_}
+
+    def _set_meta(self, meta: Mapping[str, Any]) -> None:
+        self.weights_ = np.asarray(meta["weights"], dtype=np.float64)
+        self.tuned_score_ = meta.get("tuned_score")
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _dense_mask(seen: sp.csr_matrix) -> np.ndarray:
+    mask = np.zeros(seen.shape, dtype=bool)
+    rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
+    mask[rows, seen.indices] = True
+    return mask
+
+
+def _normalize(S: np.ndarray, seen: np.ndarray, how: str) -> np.ndarray:
+    """Normalise each row of ``S`` over its unseen cells (in place; seen cells are arbitrary)."""
+    free = ~seen
+    count = free.sum(axis=1, keepdims=True)
+    if how == "rank":
+        S[seen] = -np.inf
+        ranks = np.argsort(np.argsort(S, axis=1, kind="stable"), axis=1, kind="stable")
+        # the worst unseen item has rank (n_items - count): map unseen ranks onto [0, 1]
+        low = S.shape[1] - count
+        span = np.maximum(count - 1, 1)
+        return ((ranks - low) / span).astype(np.float32)
+    if how == "minmax":
+        lo = np.min(S, axis=1, where=free, initial=np.inf, keepdims=True)
+        hi = np.max(S, axis=1, where=free, initial=-np.inf, keepdims=True)
+        span = hi - lo
+        ok = np.isfinite(span) & (span > 0)
+        out = np.where(ok, (S - np.where(ok, lo, 0)) / np.where(ok, span, 1), 0.0)
+        return out.astype(np.float32)
+    # zscore
+    n = np.maximum(count, 1)
+    mean = np.sum(S, axis=1, where=free, keepdims=True, dtype=np.float64) / n
+    var = np.sum((S - mean) ** 2, axis=1, where=free, keepdims=True, dtype=np.float64) / n
+    std = np.sqrt(var)
+    out = np.where(std > 0, (S - mean) / np.where(std > 0, std, 1), 0.0)
+    return out.astype(np.float32)
+
+
+def _weighted(parts: list[np.ndarray], weights: Sequence[float] | np.ndarray) -> np.ndarray:
+    out = np.zeros_like(parts[0])
+    for w, part in zip(weights, parts, strict=True):
+        if w:
+            out += np.float32(w) * part
+    return out
+
+
+def _simplex(n: int, steps: int) -> Any:
+    """Every weight vector of ``n`` multiples of ``1/steps`` summing to 1, in a fixed order."""
+    for cuts in itertools.combinations(range(steps + n - 1), n - 1):
+        bounds = (-1, *cuts, steps + n - 1)
+        yield np.array([bounds[j + 1] - bounds[j] - 1 for j in range(n)], float) / steps

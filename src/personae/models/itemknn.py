@@ -1,0 +1,235 @@
+"""Item-based nearest neighbours: a sparse item-item similarity, scores = history × S.
+
+The similarity is computed from the user × item matrix in blocks of target columns
+(``Wᵀ W[:, block]``, a few hundred MB at most), so that catalogues of any size fit in memory;
+each target item keeps its ``k`` most similar items. Weighting schemes follow ``implicit``'s
+``CosineRecommender``, ``TFIDFRecommender`` and ``BM25Recommender``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from personae.errors import InvalidInput
+from personae.models.base import Recommendations, Recommender
+
+_SIMILARITIES = ("cosine", "bm25", "tfidf")
+#: Upper bound on one dense block of the similarity computation, in float32 cells (256 MB).
+_BLOCK_CELLS = 64_000_000
+
+
+class ItemKNN(Recommender):
+    """Item-item collaborative filtering.
+
+    Parameters
+    ----------
+    similarity : {"cosine", "bm25", "tfidf"}, default "cosine"
+        ``cosine``: ``s_ij = x_i·x_j / (|x_i|^(2α) |x_j|^(2(1-α)))`` on the item columns ``x``
+        of the interaction matrix (``alpha = 0.5`` is the plain cosine). ``bm25`` / ``tfidf``:
+        dot products of BM25- / TF-IDF-weighted columns (:func:`bm25_weight`,
+        :func:`tfidf_weight`).
+    k : int, default 100
+        Neighbours kept per item (≥ 1).
+    shrinkage : float, default 0.0
+        Similarity shrinkage (≥ 0): ``s_ij · n_ij / (n_ij + shrinkage)`` with ``n_ij`` the number
+        of users who have both items; damps similarities resting on few co-occurrences.
+    alpha : float, default 0.5
+        Asymmetry of the cosine, in [0, 1] (ignored by ``bm25``/``tfidf``).
+    beta : float, default 0.0
+        Popularity penalty (≥ 0), as in RP3beta: the similarity *to* item ``j`` is divided by
+        ``popularity_j ** beta`` (``popularity`` = number of users), which pushes long-tail
+        items up the lists.
+    bm25_k1 : float, default 1.2
+        BM25 term-saturation constant (> 0).
+    bm25_b : float, default 0.75
+        BM25 length normalisation, in [0, 1].
+
+    Attributes
+    ----------
+    similarity_ : scipy.sparse.csr_matrix, float32, shape (n_items, n_items)
+        ``similarity_[i, j]``: how much having item ``i`` recommends item ``j``; column ``j``
+        holds at most ``k`` entries, the diagonal is zero.
+    """
+
+    name: ClassVar[str] = "itemknn"
+    scores_histories: ClassVar[bool] = True
+
+    similarity_: sp.csr_matrix
+
+    def __init__(
+        self,
+        similarity: str = "cosine",
+        k: int = 100,
+        shrinkage: float = 0.0,
+        alpha: float = 0.5,
+        beta: float = 0.0,
+        bm25_k1: float = 1.2,
+        bm25_b: float = 0.75,
+    ) -> None:
+        self.similarity = similarity
+        self.k = k
+        self.shrinkage = shrinkage
+        self.alpha = alpha
+        self.beta = beta
+        self.bm25_k1 = bm25_k1
+        self.bm25_b = bm25_b
+
+    # ------------------------------------------------------------------ fitting
+
+    def _validate_params(self) -> None:
+        if self.similarity not in _SIMILARITIES:
+            raise InvalidInput(
+                f"The 'similarity' parameter of ItemKNN must be one of {_SIMILARITIES}. "
+                f"Got {self.similarity!r} instead."
+            )
+        if not _is_int(self.k) or self.k < 1:
+            raise InvalidInput(
+                f"The 'k' parameter of ItemKNN must be an int >= 1. Got {self.k!r} instead."
+            )
+        _check_float(self.shrinkage, "shrinkage", ">= 0", lambda v: v >= 0)
+        _check_float(self.alpha, "alpha", "in [0, 1]", lambda v: 0 <= v <= 1)
+        _check_float(self.beta, "beta", ">= 0", lambda v: v >= 0)
+        _check_float(self.bm25_k1, "bm25_k1", "> 0", lambda v: v > 0)
+        _check_float(self.bm25_b, "bm25_b", "in [0, 1]", lambda v: 0 <= v <= 1)
+
+    def _fit(self, X: sp.csr_matrix, view: Any) -> None:
+        if self.similarity == "bm25":
+            W = bm25_weight(X.T, K1=self.bm25_k1, B=self.bm25_b).T
+        elif self.similarity == "tfidf":
+            W = tfidf_weight(X.T).T
+        else:
+            W = X
+        self.similarity_ = _similarity(
+            sp.csr_matrix(W, dtype=np.float32), X, k=int(self.k),
+            cosine=self.similarity == "cosine", alpha=float(self.alpha),
+            shrinkage=float(self.shrinkage), beta=float(self.beta),
+        )
+
+    # ------------------------------------------------------------------ scoring
+
+    def _score_users(self, users: np.ndarray, context: Mapping[str, Any] | None) -> np.ndarray:
+        return self._score_histories(self.user_items_[users], context)
+
+    def _score_histories(self, histories: sp.csr_matrix,
+                         context: Mapping[str, Any] | None) -> np.ndarray:
+        return np.asarray((histories @ self.similarity_).toarray(), dtype=np.float32)
+
+    def similar_items(self, item: int, k: int = 10) -> Recommendations:
+        """The (at most ``k``) items most similar to ``item``, best first, itself excluded."""
+        self._check_fitted()
+        if not _is_int(item) or not 0 <= item < self.n_items_:
+            raise InvalidInput(f"item must be an index in [0, {self.n_items_}), got {item!r}")
+        col = self.similarity_[:, [int(item)]].tocoo()
+        order = np.lexsort((col.row, -col.data))[: max(0, int(k))]
+        return Recommendations(col.row[order].astype(np.int64),
+                               col.data[order].astype(np.float32))
+
+    # ------------------------------------------------------------------ persistence
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        S = self.similarity_
+        return {"S_data": S.data, "S_indices": S.indices, "S_indptr": S.indptr}
+
+    def _set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.similarity_ = sp.csr_matrix(
+            (arrays["S_data"], arrays["S_indices"], arrays["S_indptr"]),
+            shape=(self.n_items_, self.n_items_),
+        )
+
+
+# ---------------------------------------------------------------------- weighting
+
+
+def bm25_weight(X: sp.spmatrix, K1: float = 1.2, B: float = 0.75) -> sp.csr_matrix:
+    """BM25-weighted copy of ``X`` (rows are documents, columns terms), as ``implicit``'s.
+
+    ``idf_t = log(n_rows) - log1p(df_t)``; a row's length is its sum of weights.
+    """
+    M = sp.coo_matrix(X, dtype=np.float64)
+    n_rows = M.shape[0]
+    idf = np.log(n_rows) - np.log1p(np.bincount(M.col, minlength=M.shape[1]))
+    lengths = np.ravel(M.sum(axis=1))
+    avg = lengths.mean() if lengths.size and lengths.mean() > 0 else 1.0
+    norm = (1.0 - B) + B * lengths / avg
+    data = M.data * (K1 + 1.0) / (K1 * norm[M.row] + M.data) * idf[M.col]
+    return sp.csr_matrix((data.astype(np.float32), (M.row, M.col)), shape=M.shape)
+
+
+def tfidf_weight(X: sp.spmatrix) -> sp.csr_matrix:
+    """TF-IDF-weighted copy of ``X`` (rows documents, columns terms), as ``implicit``'s:
+    ``sqrt(tf) · (log(n_rows) - log1p(df))``."""
+    M = sp.coo_matrix(X, dtype=np.float64)
+    idf = np.log(M.shape[0]) - np.log1p(np.bincount(M.col, minlength=M.shape[1]))
+    data = np.sqrt(M.data) * idf[M.col]
+    return sp.csr_matrix((data.astype(np.float32), (M.row, M.col)), shape=M.shape)
+
+
+# ---------------------------------------------------------------------- similarity
+
+
+def _similarity(W: sp.csr_matrix, X: sp.csr_matrix, *, k: int, cosine: bool, alpha: float,
+                shrinkage: float, beta: float) -> sp.csr_matrix:
+    """Top-``k``-per-column item-item similarity of the columns of ``W``."""
+    n_items = W.shape[1]
+    k = min(k, max(n_items - 1, 1))
+    Wt = W.T.tocsr()
+    Wc = W.tocsc()
+    if shrinkage > 0:
+        Xb = X.copy()
+        Xb.data[:] = 1.0
+        Xbt, Xbc = Xb.T.tocsr(), Xb.tocsc()
+    if cosine:
+        sq = np.ravel(W.multiply(W).sum(axis=0)).astype(np.float64)
+        sq[sq == 0] = 1.0
+        left = sq ** -alpha
+        right = sq ** -(1.0 - alpha)
+    if beta > 0:
+        pop = np.diff(X.tocsc().indptr).astype(np.float64)
+        pop[pop == 0] = 1.0
+        penalty = pop ** -beta
+    block = max(1, min(n_items, _BLOCK_CELLS // max(n_items, 1)))
+    rows, cols, vals = [], [], []
+    for start in range(0, n_items, block):
+        stop = min(n_items, start + block)
+        D = (Wt @ Wc[:, start:stop]).toarray()
+        if cosine:
+            D *= left[:, None]
+            D *= right[None, start:stop]
+        if shrinkage > 0:
+            C = (Xbt @ Xbc[:, start:stop]).toarray()
+            D *= C / (C + shrinkage)
+        if beta > 0:
+            D *= penalty[None, start:stop]
+        D[np.arange(start, stop), np.arange(stop - start)] = 0.0  # an item is not its neighbour
+        if k < n_items:
+            idx = np.argpartition(-D, k - 1, axis=0)[:k]
+            top = np.take_along_axis(D, idx, axis=0)
+        else:
+            idx = np.broadcast_to(np.arange(n_items)[:, None], D.shape)
+            top = D
+        keep = top > 0
+        rows.append(idx[keep])
+        cols.append(np.nonzero(keep)[1] + start)
+        vals.append(top[keep].astype(np.float32))
+    S = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n_items, n_items), dtype=np.float32,
+    )
+    S.sort_indices()
+    return S
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_float(value: Any, name: str, expected: str, ok: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not ok(value):
+        raise InvalidInput(
+            f"The {name!r} parameter of ItemKNN must be a float {expected}. "
+            f"Got {value!r} instead."
+        )

@@ -1,0 +1,1 @@
+"""Model tests: every model's test class inherits :class:`.conformance.ModelConformance`."""

@@ -1,0 +1,122 @@
+"""Blend: the conformance suite, normalisations, weight tuning and nested save/load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from personae.errors import InvalidInput
+from personae.models import Recommender
+from personae.models.blend import Blend, _ndcg, _normalize
+from personae.models.ease import EASE
+from personae.models.itemknn import ItemKNN
+from personae.models.popularity import Popularity
+
+from .conformance import ModelConformance, checkerboard
+
+
+class TestBlend(ModelConformance):
+    invalid_params = [("models", []), ("models", ["ease"]), ("weights", [1.0]),
+                      ("weights", [-1.0, 2.0]), ("weights", [0.0, 0.0]),
+                      ("normalize", "softmax"), ("refit", "no")]
+
+    def make_model(self, **params: Any) -> Blend:
+        defaults: dict[str, Any] = {
+            "models": [("ease", {"l2": 1.0}), ItemKNN(k=10)], "weights": [0.7, 0.3]}
+        return Blend(**{**defaults, **params})
+
+
+class TestBlendRankWithPopularity(TestBlend):
+    def make_model(self, **params: Any) -> Blend:
+        defaults: dict[str, Any] = {
+            "models": [("ease", {"l2": 1.0}), ("popularity", {})], "weights": [0.8, 0.2],
+            "normalize": "rank"}
+        return Blend(**{**defaults, **params})
+
+
+def test_normalisations_ignore_seen_items() -> None:
+    S = np.array([[100.0, 1.0, 2.0, 3.0]], dtype=np.float32)
+    seen = np.array([[True, False, False, False]])
+    np.testing.assert_allclose(_normalize(S.copy(), seen, "minmax")[0, 1:], [0, 0.5, 1])
+    z = _normalize(S.copy(), seen, "zscore")[0, 1:]
+    np.testing.assert_allclose(z, (np.array([1, 2, 3]) - 2) / np.std([1, 2, 3]), rtol=1e-6)
+    np.testing.assert_allclose(_normalize(S.copy(), seen, "rank")[0, 1:], [0, 0.5, 1])
+    # a constant row maps to zeros, not NaN
+    flat = _normalize(np.ones((1, 3), np.float32), np.zeros((1, 3), bool), "minmax")
+    assert np.array_equal(flat, np.zeros((1, 3)))
+
+
+def test_ndcg_by_hand() -> None:
+    truth = np.array([[False, True, False, True], [True, False, False, False]])
+    items = np.array([[1, 0], [2, 3]])
+    # user 0: hit at rank 1, two relevant → idcg = 1 + 1/log2(3); user 1: no hit
+    expected = (1.0 / (1 + 1 / np.log2(3)) + 0.0) / 2
+    assert _ndcg(items, truth, 2) == pytest.approx(expected)
+
+
+def test_single_member_blend_ranks_like_the_member() -> None:
+    data = checkerboard()
+    ease = EASE(l2=1.0).fit(data)
+    blend = Blend([ease], refit=False).fit(data)
+    assert blend.members_[0] is ease
+    for u in range(5):
+        assert blend.recommend(u, k=4).items.tolist() == ease.recommend(u, k=4).items.tolist()
+
+
+def test_refit_false_checks_the_data() -> None:
+    data = checkerboard()
+    other = EASE(l2=1.0).fit(data.matrix[:, :20])
+    with pytest.raises(InvalidInput, match="fingerprint"):
+        Blend([other], refit=False).fit(data)
+    # refit=True fits a copy and leaves the given object alone
+    fresh = EASE(l2=1.0)
+    Blend([fresh]).fit(data)
+    assert not hasattr(fresh, "B_")
+
+
+def test_tune_weights_prefers_the_personalised_model() -> None:
+    data = checkerboard()
+    X = data.matrix
+    # hold out, per user, the first unseen item of their group: only a personalised model finds it
+    rows, cols = [], []
+    for u in range(X.shape[0]):
+        seen = set(X.indices[X.indptr[u]:X.indptr[u + 1]].tolist())
+        cols.append(next(i for i in range(u % 2, X.shape[1], 2) if i not in seen))
+        rows.append(u)
+    V = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=X.shape)
+    blend = Blend([("popularity", {}), ("ease", {"l2": 1.0})], weights=[0.9, 0.1]).fit(data)
+    blend.tune_weights(V, k=5, step=0.25)
+    assert blend.weights_[1] >= 0.5
+    assert blend.tuned_score_ is not None and blend.tuned_score_ > 0.3
+    again = Blend([("popularity", {}), ("ease", {"l2": 1.0})]).fit(data).tune_weights(
+        V, k=5, step=0.25)
+    np.testing.assert_array_equal(again.weights_, blend.weights_)
+    with pytest.raises(InvalidInput, match="step"):
+        Blend([("ease", {}), ("itemknn", {}), ("popularity", {}), ("ease", {"l2": 9.0})]).fit(
+            data).tune_weights(V, step=0.001)
+
+
+def test_save_load_keeps_members_and_tuned_weights(tmp_path: Path) -> None:
+    data = checkerboard()
+    blend = Blend([EASE(l2=1.0), ("popularity", {"shrinkage": 5.0})]).fit(data)
+    blend.weights_ = np.array([0.25, 0.75])
+    folder = blend.save(tmp_path / "blend")
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["params"]["models"] == [["ease", EASE(l2=1.0).get_params()],
+                                        ["popularity", Popularity(shrinkage=5.0).get_params()]]
+    assert (folder / "member_0" / "model.json").exists()
+    loaded = Recommender.load(folder)
+    assert isinstance(loaded, Blend)
+    np.testing.assert_array_equal(loaded.weights_, [0.25, 0.75])
+    np.testing.assert_array_equal(loaded.score_users([0, 1]), blend.score_users([0, 1]))
+
+
+def test_abilities_follow_the_members() -> None:
+    assert Blend([("ease", {}), ("popularity", {})]).scores_histories
+    assert Blend([("ease", {}), ("popularity", {})]).uses_context
+    assert not Blend([("ease", {})]).uses_context

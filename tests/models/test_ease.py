@@ -1,0 +1,50 @@
+"""EASE: the conformance suite, the closed form on a hand-checkable case, and float32."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from personae.models.ease import EASE
+
+from .conformance import ModelConformance, checkerboard
+
+
+class TestEASE(ModelConformance):
+    invalid_params = [("l2", -3.0), ("l2", 0), ("l2", "big"), ("dtype", "float16"),
+                      ("implicit", "yes")]
+
+    def make_model(self, **params: Any) -> EASE:
+        return EASE(**{"l2": 1.0, **params})
+
+
+def test_closed_form_matches_the_definition() -> None:
+    X = checkerboard().matrix
+    model = EASE(l2=3.0).fit(X)
+    G = (X.T @ X).toarray().astype(np.float64) + 3.0 * np.eye(X.shape[1])
+    P = np.linalg.inv(G)
+    B = np.eye(X.shape[1]) - P / np.diag(P)
+    np.fill_diagonal(B, 0.0)
+    np.testing.assert_allclose(model.B_, B, atol=1e-10)
+    assert np.all(np.diag(model.B_) == 0)
+
+
+def test_float32_agrees_with_float64() -> None:
+    X = checkerboard().matrix
+    b64 = EASE(l2=2.0).fit(X)
+    b32 = EASE(l2=2.0, dtype="float32").fit(X)
+    assert b32.B_.dtype == np.float32
+    np.testing.assert_allclose(b32.B_, b64.B_, atol=1e-5)
+
+
+def test_implicit_ignores_weights() -> None:
+    X = checkerboard().matrix.copy()
+    weighted = X.copy()
+    weighted.data = np.linspace(1, 5, weighted.nnz).astype(np.float32)
+    a = EASE(l2=2.0, implicit=True).fit(X)
+    b = EASE(l2=2.0, implicit=True).fit(weighted)
+    np.testing.assert_allclose(a.B_, b.B_)
+    H = sp.csr_matrix(([3.0], ([0], [0])), shape=(1, X.shape[1]))
+    np.testing.assert_allclose(b.score_histories(H), a.score_histories(H / 3.0))
