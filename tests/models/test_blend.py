@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from personae.errors import InvalidInput
 from personae.models import Recommender
-from personae.models.blend import Blend, _ndcg, _normalize
+from personae.models.blend import Blend, _normalize
 from personae.models.ease import EASE
 from personae.models.itemknn import ItemKNN
 from personae.models.popularity import Popularity
@@ -49,14 +49,6 @@ def test_normalisations_ignore_seen_items() -> None:
     # a constant row maps to zeros, not NaN
     flat = _normalize(np.ones((1, 3), np.float32), np.zeros((1, 3), bool), "minmax")
     assert np.array_equal(flat, np.zeros((1, 3)))
-
-
-def test_ndcg_by_hand() -> None:
-    truth = np.array([[False, True, False, True], [True, False, False, False]])
-    items = np.array([[1, 0], [2, 3]])
-    # user 0: hit at rank 1, two relevant → idcg = 1 + 1/log2(3); user 1: no hit
-    expected = (1.0 / (1 + 1 / np.log2(3)) + 0.0) / 2
-    assert _ndcg(items, truth, 2) == pytest.approx(expected)
 
 
 def test_single_member_blend_ranks_like_the_member() -> None:
