@@ -1,0 +1,370 @@
+"""personae's models against the peer libraries, on the same splits, candidates and metrics.
+
+One command, one process, in the benchmark's own environment (``bash bench/setup_peers.sh``)::
+
+    bench/.venv-peers/bin/python bench/bench_models.py                 # everything
+    bench/.venv-peers/bin/python bench/bench_models.py --datasets ml-100k-p1 \\
+        --models ease cornac.ease --no-tune                            # a quick look
+
+Data sets (imported from ``../shared/data`` into a temporary SQLite store, read back with
+``Interactions.from_store``):
+
+- ``ml-100k-p1``: MovieLens 100K, protocol P1 (per-user random 20 % holdout, seed 2026;
+  validation: the same on the train set, seed 2027);
+- ``ml-100k-p2``: MovieLens 100K, protocol P2 (leave-last-out; tuned on the second-last item,
+  refit on train + validation);
+- ``melu-p1``: the 359,761 ratings of the MeLU ml-1m cold-start folder, protocol P1.
+
+The splits, metrics and evaluation loop are ``personae.evaluate``'s: every model (personae's or
+a peer adapter from ``bench/peers``) is tuned with :func:`personae.evaluate.tune` on the
+validation split only, then fit once on the training split and scored on the test split by
+:func:`personae.evaluate.evaluate`, which ranks every item outside the user's training items.
+Columns: NDCG, Recall, Precision, MAP, HitRate, MRR at 10 (every K in the JSON), catalogue
+coverage, the test fit's seconds, seconds to recommend the top 20 for all test users, and the
+peak memory of fit + recommend (``--memory``: tracemalloc by default, which sees numpy buffers
+but not memory that C++ or torch allocate outside Python's allocator).
+
+Writes ``bench/results/models.json`` (every number, every tuning trial, versions, the command)
+and ``bench/results/models.md``; prints a table per data set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.metadata as md
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SHARED = Path(os.environ.get("PERSONAE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SEED = 2026
+
+sys.path.insert(0, str(HERE))  # bench/peers
+
+import peers  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from personae.data.interactions import Interactions  # noqa: E402
+from personae.evaluate import (  # noqa: E402
+    EvaluationResult,
+    Split,
+    evaluate,
+    leave_last_out,
+    random_holdout,
+    render_table,
+    tune,
+)
+from personae.models import create as create_model  # noqa: E402
+from personae.store import Store  # noqa: E402
+
+console = Console()
+if not console.is_terminal:  # a log file: wide enough for the whole table
+    console = Console(width=200)
+
+
+# ---------------------------------------------------------------------- what is compared
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the table: a model, its fixed parameters, and the grid tuned on validation."""
+
+    label: str
+    library: str
+    make: Callable[..., Any]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    warm_up: Callable[[], None] | None = None
+
+    def factory(self) -> Callable[..., Any]:
+        return functools.partial(self.make, **self.fixed)
+
+
+def _personae(label: str, name: str, grid: dict[str, list[Any]] | None = None,
+              **fixed: Any) -> Entry:
+    return Entry(label, "personae", functools.partial(create_model, name), fixed, grid or {})
+
+
+#: personae's models. Grids are small on purpose: they are the benchmark's, not a search for
+#: the best possible number; the models' owners may widen them.
+PERSONAE: list[Entry] = [
+    _personae("popularity", "popularity"),
+    _personae("itemknn-cosine", "itemknn", {"k": [50, 100, 200], "shrinkage": [0.0, 20.0]},
+              similarity="cosine"),
+    _personae("itemknn-bm25", "itemknn", {"k": [50, 100, 200], "bm25_b": [0.25, 0.75]},
+              similarity="bm25"),
+    _personae("ease", "ease", {"l2": [100.0, 250.0, 500.0, 1000.0]}),
+    _personae("als", "als", {"factors": [64, 128], "regularization": [10.0, 20.0, 40.0]},
+              random_state=SEED),
+    _personae("bpr", "bpr", {"factors": [64, 128], "learning_rate": [0.01, 0.05],
+                             "regularization": [0.001, 0.01]}, random_state=SEED),
+    # TODO(blend): a Blend of the best members with weights from Blend.tune_weights on the
+    # validation split; it needs the tuned members first (see the report).
+]
+
+PEERS: list[Entry] = [
+    Entry(name, peers.get_peer_class(name).library, functools.partial(peers.create, name),
+          {}, dict(peers.get_peer_class(name).grid), peers.get_peer_class(name).import_library)
+    for name in peers.PEERS
+]
+
+ENTRIES = {e.label: e for e in PERSONAE + PEERS}
+
+
+# ---------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Dataset:
+    label: str
+    source: str  # "ml-100k" | "melu"
+    protocol: str  # "p1" | "p2"
+
+
+DATASETS = {
+    "ml-100k-p1": Dataset("ml-100k-p1", "ml-100k", "p1"),
+    "ml-100k-p2": Dataset("ml-100k-p2", "ml-100k", "p2"),
+    "melu-p1": Dataset("melu-p1", "melu", "p1"),
+}
+
+
+def load_view(source: str, workdir: Path) -> Interactions:
+    """Import one shared data set into a fresh SQLite store and read it back."""
+    from personae.data.importers import import_melu, import_movielens
+
+    store = Store(workdir / f"{source}.db")
+    try:
+        if source == "ml-100k":
+            import_movielens(store, SHARED / "ml-100k")
+        elif source == "melu":
+            import_melu(store, SHARED / "ml-1m-melu-coldstart")
+        else:
+            raise ValueError(f"unknown data source {source!r}")
+        return Interactions.from_store(store)
+    finally:
+        store.close()
+
+
+def make_split(view: Interactions, protocol: str) -> Split:
+    if protocol == "p1":
+        return random_holdout(view)  # seed 2026, validation seed 2027: the issue's P1
+    if protocol == "p2":
+        return leave_last_out(view)
+    raise ValueError(f"unknown protocol {protocol!r}")
+
+
+# ---------------------------------------------------------------------- running
+
+
+def run_one(entry: Entry, split: Split, args: argparse.Namespace) -> dict[str, Any]:
+    """Tune on validation (unless ``--no-tune``), then fit on train and test once."""
+    if entry.warm_up is not None:
+        entry.warm_up()  # the library's import is not part of the timed fit
+    make = entry.factory()
+    tuning = None
+    params: dict[str, Any] = {}
+    if entry.grid and not args.no_tune:
+        tuning = tune(make, entry.grid, split, metric="ndcg@10", ks=(5, 10, 20),
+                      time_budget_s=args.tune_budget)
+        params = dict(tuning.best_params)
+    result = evaluate(make(**params), split, ks=(5, 10, 20), memory=args.memory)
+    result.model = entry.label
+    return {"result": result, "tuning": tuning.to_dict() if tuning else None,
+            "library": entry.library}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--models", nargs="+", default=list(ENTRIES), metavar="MODEL",
+                        help=f"any of: {', '.join(ENTRIES)}")
+    parser.add_argument("--no-tune", action="store_true",
+                        help="use each model's default parameters (no validation search)")
+    parser.add_argument("--tune-budget", type=float, default=300.0, metavar="SECONDS",
+                        help="per model and data set: no new trial starts after this "
+                             "(default 300)")
+    parser.add_argument("--memory", choices=["tracemalloc", "rss", "none"],
+                        default="tracemalloc")
+    parser.add_argument("--out", type=Path, default=HERE / "results",
+                        help="folder for models.json and models.md")
+    parser.add_argument("--name", default="models", help="file stem of the outputs")
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.models if m not in ENTRIES]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(ENTRIES)}")
+
+    missing = sorted({ENTRIES[m].library for m in args.models
+                      if ENTRIES[m].library != "personae"
+                      and importlib.util.find_spec(ENTRIES[m].library) is None})
+    if missing:
+        parser.exit(2, f"bench_models: {', '.join(missing)} not installed in {sys.executable}; "
+                       "run `bash bench/setup_peers.sh` and use bench/.venv-peers/bin/python\n")
+
+    command = "bench/.venv-peers/bin/python bench/bench_models.py" + (
+        " " + shlex.join(argv if argv is not None else sys.argv[1:])
+        if (argv if argv is not None else sys.argv[1:]) else "")
+    started = time.time()
+    runs: list[dict[str, Any]] = []
+    failures: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="personae-bench-models-") as tmp:
+        views: dict[str, Interactions] = {}
+        for ds_label in args.datasets:
+            ds = DATASETS[ds_label]
+            if ds.source not in views:
+                console.print(f"[bold]importing {ds.source}[/] …")
+                views[ds.source] = load_view(ds.source, Path(tmp))
+            split = make_split(views[ds.source], ds.protocol)
+            console.print(f"[bold]{ds_label}[/]: {split.summary()}")
+            results: list[EvaluationResult] = []
+            for label in args.models:
+                entry = ENTRIES[label]
+                console.print(f"  {label} …", end="")
+                t0 = time.perf_counter()
+                try:
+                    out = run_one(entry, split, args)
+                except Exception as exc:  # one model's failure must not hide the others' rows
+                    failures.append(f"{ds_label}/{label}: {type(exc).__name__}: {exc}")
+                    console.print(f" [red]failed[/]: {type(exc).__name__}: {exc}")
+                    runs.append({"dataset": ds_label, "model": label, "library": entry.library,
+                                 "error": traceback.format_exc()})
+                    continue
+                r = out["result"]
+                results.append(r)
+                console.print(f" ndcg@10 {r.metrics['ndcg@10']:.4f}  fit {r.fit_seconds:.2f}s "
+                              f"({time.perf_counter() - t0:.0f}s with tuning)")
+                runs.append({"dataset": ds_label, "model": label, "library": out["library"],
+                             "tuning": out["tuning"], **r.to_dict()})
+            table = render_table(results, k=10)
+            table.title = f"{ds_label} @ 10"
+            console.print(table)
+
+    report = {
+        "command": command,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "environment": environment(),
+        "tuned": not args.no_tune,
+        "tune_budget_s": args.tune_budget,
+        "memory": args.memory,
+        "runs": runs,
+        "failures": failures,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (args.out / f"{args.name}.md").write_text(markdown(report))
+    console.print(f"wrote {args.out / (args.name + '.json')} and {args.name}.md "
+                  f"in {report['seconds']:.0f} s")
+    if failures:
+        console.print("[red]failures:[/]\n  " + "\n  ".join(failures))
+        return 1
+    return 0
+
+
+# ---------------------------------------------------------------------- reporting
+
+
+def environment() -> dict[str, Any]:
+    versions = {}
+    for name in ("personae", "numpy", "scipy", "implicit", "cornac", "lightfm", "torch",
+                 "threadpoolctl"):
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            versions[name] = None
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
+                                capture_output=True, text=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"],
+                                    check=True, capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = None, None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "versions": versions,
+    }
+
+
+COLUMNS = ("ndcg@10", "recall@10", "precision@10", "map@10", "hitrate@10", "mrr@10",
+           "coverage@10")
+
+
+def markdown(report: dict[str, Any]) -> str:
+    env = report["environment"]
+    vers = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
+    tuned = (f"a small grid per model, {report['tune_budget_s']:.0f} s budget" if report["tuned"]
+             else "not tuned: default parameters")
+    lines = [
+        "# personae's models against peer libraries",
+        "",
+        f"Made by `{report['command']}` on {report['started']} "
+        f"({report['seconds']:.0f} s; {env['cores']} cores, {env['platform']}; "
+        f"commit {env['git_commit']}{' + local changes' if env['git_dirty'] else ''}).",
+        "",
+        f"Versions: {vers}.",
+        "",
+        f"Each model is tuned on the validation split only ({tuned}), "
+        "then fit once on the training split; every item outside the user's training items is "
+        "ranked. Fit and recommend are wall-clock seconds of that final fit and of the top-20 "
+        f"for all test users; peak memory: {report['memory']}.",
+        "",
+    ]
+    by_ds: dict[str, list[dict[str, Any]]] = {}
+    for run in report["runs"]:
+        by_ds.setdefault(run["dataset"], []).append(run)
+    for ds, runs in by_ds.items():
+        lines += [f"## {ds}", ""]
+        ok = [r for r in runs if "error" not in r]
+        if ok:
+            s = ok[0]["split"]
+            lines += [f"{s['n_users']:,} users × {s['n_items']:,} items; "
+                      f"{s['n_train']:,} training and {s['n_test']:,} test pairs; "
+                      f"{s['n_test_users']:,} users evaluated.", ""]
+        head = ["model", "library", *COLUMNS, "fit s", "recommend s", "peak MiB", "parameters"]
+        lines += ["| " + " | ".join(head) + " |",
+                  "|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 3) + ["---"]) + "|"]
+        best = {c: max((r["metrics"].get(c) or float("-inf")) for r in ok) if ok else None
+                for c in COLUMNS}
+        for r in runs:
+            if "error" in r:
+                lines.append(f"| {r['model']} | {r['library']} | failed: "
+                             f"{r['error'].strip().splitlines()[-1]} |")
+                continue
+            cells = []
+            for c in COLUMNS:
+                v = r["metrics"].get(c)
+                cell = "—" if v is None else f"{v:.4f}"
+                cells.append(f"**{cell}**" if v is not None and v == best[c] else cell)
+            mem = r.get("peak_memory_bytes")
+            lines.append("| " + " | ".join([
+                r["model"], r["library"], *cells, f"{r['fit_seconds']:.3f}",
+                f"{r['recommend_seconds']:.3f}", "—" if mem is None else f"{mem / 2**20:.1f}",
+                ", ".join(f"{k}={v}" for k, v in r["params"].items()),
+            ]) + " |")
+        lines.append("")
+    if report["failures"]:
+        lines += ["## Failures", ""] + [f"- {f}" for f in report["failures"]] + [""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
