@@ -9,7 +9,6 @@ works without the extra installed.
 from __future__ import annotations
 
 import importlib
-import numbers
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import ModuleType
@@ -18,6 +17,7 @@ from typing import Any, cast
 import numpy as np
 
 from personae.errors import InvalidInput, MissingExtra
+from personae.models._params import check_float, check_int, check_random_state
 from personae.models.base import Recommender
 
 #: The extra that installs ``implicit`` (``pip install 'personae[models]'``).
@@ -69,43 +69,6 @@ def numpy_single_threaded_blas() -> AbstractContextManager[Any]:
             return nullcontext()
         _numpy_blas = threadpoolctl.ThreadpoolController()
     return cast(AbstractContextManager[Any], _numpy_blas.limit(limits=1, user_api="blas"))
-
-
-# ---------------------------------------------------------------------- parameter checks
-
-
-def check_int(model: str, name: str, value: Any, low: int) -> None:
-    """Raise :class:`InvalidInput` unless ``value`` is an int >= ``low`` (bools are refused)."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or int(value) < low:
-        raise InvalidInput(
-            f"The {name!r} parameter of {model} must be an int >= {low}. Got {value!r} instead."
-        )
-
-
-def check_float(model: str, name: str, value: Any, *, strict: bool) -> None:
-    """Raise :class:`InvalidInput` unless ``value`` is a finite real > 0 (``strict``) or >= 0."""
-    bound = "> 0" if strict else ">= 0"
-    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
-    )
-    if ok:
-        number = float(value)
-        ok = bool(np.isfinite(number)) and (number > 0 if strict else number >= 0)
-    if not ok:
-        raise InvalidInput(
-            f"The {name!r} parameter of {model} must be a float {bound}. Got {value!r} instead."
-        )
-
-
-def check_random_state(model: str, value: Any) -> None:
-    """``random_state`` is None or an int >= 0 (stored in model.json, so no RNG objects)."""
-    if value is None:
-        return
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
-        raise InvalidInput(
-            f"The 'random_state' parameter of {model} must be None or an int >= 0. "
-            f"Got {value!r} instead."
-        )
 
 
 # ---------------------------------------------------------------------- the shared model

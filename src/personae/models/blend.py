@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from personae.errors import InvalidInput
 from personae.evaluate.metrics import ranking_metrics
+from personae.models._params import check_bool, check_choice
 from personae.models.base import NotFitted, Recommender
 from personae.models.topk import topk
 
@@ -124,15 +125,8 @@ class Blend(Recommender):
                     f"The 'weights' parameter of Blend must be {len(self.models)} floats >= 0 "
                     f"(one per model) with a positive sum. Got {self.weights!r} instead."
                 )
-        if self.normalize not in _NORMALIZE:
-            raise InvalidInput(
-                f"The 'normalize' parameter of Blend must be one of {_NORMALIZE}. "
-                f"Got {self.normalize!r} instead."
-            )
-        if not isinstance(self.refit, bool | np.bool_):
-            raise InvalidInput(
-                f"The 'refit' parameter of Blend must be a bool. Got {self.refit!r} instead."
-            )
+        check_choice("Blend", "normalize", self.normalize, _NORMALIZE)
+        check_bool("Blend", "refit", self.refit)
 
     def _fit(self, X: sp.csr_matrix, view: Any) -> None:
         from personae.models import create

@@ -17,6 +17,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from personae.errors import InvalidInput
+from personae.models._params import check_bool, check_choice, check_float
 from personae.models.base import Recommender
 
 _DTYPES = ("float64", "float32")
@@ -52,19 +53,9 @@ class EASE(Recommender):
         self.implicit = implicit
 
     def _validate_params(self) -> None:
-        if isinstance(self.l2, bool) or not isinstance(self.l2, int | float) or not self.l2 > 0:
-            raise InvalidInput(
-                f"The 'l2' parameter of EASE must be a float > 0. Got {self.l2!r} instead."
-            )
-        if self.dtype not in _DTYPES:
-            raise InvalidInput(
-                f"The 'dtype' parameter of EASE must be one of {_DTYPES}. "
-                f"Got {self.dtype!r} instead."
-            )
-        if not isinstance(self.implicit, bool | np.bool_):
-            raise InvalidInput(
-                f"The 'implicit' parameter of EASE must be a bool. Got {self.implicit!r} instead."
-            )
+        check_float("EASE", "l2", self.l2, strict=True)
+        check_choice("EASE", "dtype", self.dtype, _DTYPES)
+        check_bool("EASE", "implicit", self.implicit)
 
     def _fit(self, X: sp.csr_matrix, view: Any) -> None:
         dtype = np.dtype(self.dtype)

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from personae.errors import InvalidInput
+from personae.models._params import check_number
 from personae.models.base import Recommendations, Recommender
 
 _SIMILARITIES = ("cosine", "bm25", "tfidf")
@@ -228,8 +229,4 @@ def _is_int(value: Any) -> bool:
 
 
 def _check_float(value: Any, name: str, expected: str, ok: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not ok(value):
-        raise InvalidInput(
-            f"The {name!r} parameter of ItemKNN must be a float {expected}. "
-            f"Got {value!r} instead."
-        )
+    check_number("ItemKNN", name, value, f"a float {expected}", ok)

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from personae.data.features import TIME_BUCKETS, time_buckets
 from personae.errors import InvalidInput
+from personae.models._params import check_number
 from personae.models.base import Recommender
 
 _WEIGHTINGS = ("count", "weight")
@@ -325,10 +326,7 @@ class Popularity(Recommender):
 
 
 def _check_number(value: Any, name: str, expected: str, ok: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not ok(value):
-        raise InvalidInput(
-            f"The {name!r} parameter of Popularity must be {expected}. Got {value!r} instead."
-        )
+    check_number("Popularity", name, value, expected, ok)
 
 
 def _codes(values: Any, n: int, name: str, what: str) -> np.ndarray:
