@@ -569,8 +569,10 @@ def _quickstart_models(store: Any, view: Any) -> None:
                       f"({(best - base) / base:+.0%})")
     model, secs = _timed(lambda: create(name, **params).fit(view))
     console.print(f"{name} trained on all {view.nnz:,} interactions in {secs:.2f} s")
-    active = np.argsort(-np.diff(view.matrix.indptr), kind="stable")
-    shown = [int(u) for u in active[[0, len(active) // 2, -1]]] if len(active) >= 3 else []
+    # a heavy, a typical and a light user (with at least 5 items, so there is a taste to show)
+    counts = np.diff(view.matrix.indptr)
+    active = [u for u in np.argsort(-counts, kind="stable") if counts[u] >= 5]
+    shown = [int(active[i]) for i in (0, len(active) // 2, -1)] if len(active) >= 3 else []
     titles = {i.item_id: i.title for i in store.iter_items()}
     for u in shown:
         recs = model.recommend(u, k=10)
