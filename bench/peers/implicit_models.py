@@ -8,6 +8,7 @@ kNN ``recommend`` is a Python loop over users).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -126,7 +127,9 @@ class _ImplicitKNN(PeerModel):
 
     def _fit(self, X: sp.csr_matrix) -> None:
         self.model_ = self._model()
-        self.model_.fit(X, show_progress=False)
+        with warnings.catch_warnings():  # its own normalize() hands itself a coo matrix
+            warnings.filterwarnings("ignore", message="Method expects CSR input")
+            self.model_.fit(X, show_progress=False)
         S = self.model_.similarity
         if S.shape != (X.shape[1], X.shape[1]):
             raise AssertionError(f"implicit similarity has shape {S.shape}, expected items²")

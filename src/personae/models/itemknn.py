@@ -177,6 +177,12 @@ def _similarity(W: sp.csr_matrix, X: sp.csr_matrix, *, k: int, cosine: bool, alp
     """Top-``k``-per-column item-item similarity of the columns of ``W``."""
     n_items = W.shape[1]
     k = min(k, max(n_items - 1, 1))
+    if shrinkage == 0 and (not cosine or alpha == 0.5) and n_items > 1:
+        # A symmetric similarity whose per-target scaling (beta) does not change which
+        # neighbours are kept: implicit's multi-threaded C++ all-pairs kNN does the heavy part.
+        S = _symmetric_knn(W, X, k, cosine, beta)
+        if S is not None:
+            return S
     Wt = W.T.tocsr()
     Wc = W.tocsc()
     if shrinkage > 0:
@@ -220,6 +226,40 @@ def _similarity(W: sp.csr_matrix, X: sp.csr_matrix, *, k: int, cosine: bool, alp
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
         shape=(n_items, n_items), dtype=np.float32,
     )
+    S.sort_indices()
+    return S
+
+
+def _symmetric_knn(W: sp.csr_matrix, X: sp.csr_matrix, k: int, cosine: bool, beta: float
+                   ) -> sp.csr_matrix | None:
+    """:func:`_similarity` for a symmetric similarity without shrinkage, through ``implicit``'s
+    all-pairs kNN (None when ``implicit`` is not installed)."""
+    try:
+        from implicit.nearest_neighbours import all_pairs_knn
+    except ImportError:
+        return None
+    n_items = W.shape[1]
+    W64 = sp.csr_matrix(W, dtype=np.float64, copy=True)
+    if cosine:
+        norms = np.sqrt(np.bincount(W64.indices, weights=W64.data ** 2, minlength=n_items))
+        norms[norms == 0] = 1.0
+        W64.data /= norms[W64.indices]
+    # k + 1, so that the item itself (usually its own nearest neighbour) can be dropped.
+    M = sp.coo_matrix(all_pairs_knn(W64, k + 1, show_progress=False, num_threads=0))
+    keep = (M.row != M.col) & (M.data > 0)  # only positive similarities, as the block path
+    target, source, value = M.row[keep], M.col[keep], M.data[keep]
+    counts = np.bincount(target, minlength=n_items)
+    if (counts > k).any():  # a target that was not among its own k + 1: drop the weakest
+        order = np.lexsort((source, -value, target))
+        target, source, value = target[order], source[order], value[order]
+        rank = np.arange(target.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        keep = rank < k
+        target, source, value = target[keep], source[keep], value[keep]
+    if beta > 0:
+        pop = np.diff(X.tocsc().indptr).astype(np.float64)
+        pop[pop == 0] = 1.0
+        value = value * pop[target] ** -beta
+    S = sp.csr_matrix((value.astype(np.float32), (source, target)), shape=(n_items, n_items))
     S.sort_indices()
     return S
 
