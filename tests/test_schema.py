@@ -58,9 +58,33 @@ def test_store_written_by_revision_0001_opens_and_upgrades(store_url: str) -> No
         assert Interactions.from_store(store).nnz == 1
         # the new revision's feature works on the upgraded store
         store.add_events([Event("u2", "i1", "view")])
-        assert store.forget_user("u1") == {"users": 1, "events": 1}
+        assert store.forget_user("u1") == {"users": 1, "events": 1, "recommendations": 0}
         assert store.add_events([Event("u1", "i1", "view")]).skipped == 1
         assert "id_hash_salt" in store.meta()
+        # and revision 0003's: model versions, API keys, the impression log
+        assert store.model_versions() == [] and store.active_model_version() is None
+        key, secret = store.create_api_key("ci", "reader")
+        assert store.authenticate(secret) == key
+
+
+def test_store_at_revision_0002_upgrades_to_0003(store_url: str) -> None:
+    engine = create_engine(store_url)
+    migrate.upgrade(engine, "0002")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO meta (key, value) VALUES ('created_by', 'personae 0.1.0'),"
+                          " ('pseudonymized', 'false'), ('id_hash_salt', 'ab12')"))
+        conn.execute(text("INSERT INTO event_types (type_idx, name, weight) VALUES "
+                          "(0, 'view', 1.0)"))
+        assert "model_versions" not in _tables(conn)
+    engine.dispose()
+    with Store(store_url) as store:
+        assert store.schema_revision() == "0003"
+        from personae.store import ModelVersion, Recommendation
+
+        store.add_model_version(ModelVersion("v1", "ease", {"l2": 10.0}, "ready", 1.0))
+        assert store.activate_model_version("v1").status == "active"
+        store.log_recommendation(Recommendation("r_1", "rank", None, 2.0, "v1", ["i1"], [0.5]))
+        assert store.get_recommendation("r_1").items == ["i1"]
 
 
 def test_newer_schema_is_refused(store_url: str) -> None:

@@ -227,6 +227,39 @@ class ModelConformance:
         assert len(recs) == 3
         assert len(model.recommend(history=[], k=3)) == 3
 
+    def test_score_history_equals_score_histories(self) -> None:
+        """The single-history fast path (serving) gives the batch path's scores: weighted,
+        with a repeated item, unsorted, a one-item and an empty history, with a context."""
+        model = self.fitted()
+        if not model.scores_histories:
+            with pytest.raises(NotSupported):
+                model.score_history([0, 2])
+            return
+        from scipy import sparse as sp
+
+        cases = [
+            ([0, 2, 6, 10], [1.0, 1.0, 1.0, 1.0]),
+            ([11, 3, 5, 3, 29], [2.0, 0.5, 1.0, 1.5, 3.0]),  # unsorted, 3 twice
+            ([7], [1.0]),
+            ([], []),
+        ]
+        for items, weights in cases:
+            H = sp.csr_matrix((weights, (np.zeros(len(items), dtype=int), items)),
+                              shape=(1, N_ITEMS), dtype=np.float32)
+            H.sum_duplicates()
+            for context in (None, {"device": "tv"}):
+                got = model.score_history(np.array(items, dtype=np.int64),
+                                          np.array(weights), context)
+                assert got.shape == (N_ITEMS,) and got.dtype == np.float32
+                np.testing.assert_allclose(got, model.score_histories(H, context)[0],
+                                           rtol=1e-5, atol=1e-6, err_msg=f"{items}")
+        np.testing.assert_allclose(model.score_history([1, 3]),
+                                   model.score_history([1, 3], [1.0, 1.0]))
+        with pytest.raises(InvalidInput, match="in \\[0, 30\\)"):
+            model.score_history([0, N_ITEMS])
+        with pytest.raises(InvalidInput, match="same length"):
+            model.score_history([0, 1], [1.0])
+
     def test_history_wrong_width_is_refused(self) -> None:
         model = self.fitted()
         if not model.scores_histories:

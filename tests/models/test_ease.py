@@ -48,3 +48,17 @@ def test_implicit_ignores_weights() -> None:
     np.testing.assert_allclose(a.B_, b.B_)
     H = sp.csr_matrix(([3.0], ([0], [0])), shape=(1, X.shape[1]))
     np.testing.assert_allclose(b.score_histories(H), a.score_histories(H / 3.0))
+
+
+def test_single_history_path_of_implicit_and_float32() -> None:
+    """``score_history`` (the serving path) equals ``score_histories`` for the variants the
+    conformance suite does not fit: implicit (weights and repeats ignored) and float32."""
+    X = checkerboard().matrix
+    items = np.array([3, 1, 3, 7])
+    weights = np.array([2.0, 1.0, 1.0, 0.5])
+    H = sp.csr_matrix((weights, (np.zeros(4, dtype=int), items)), shape=(1, X.shape[1]))
+    H.sum_duplicates()
+    for params in ({"implicit": True}, {"dtype": "float32"}):
+        model = EASE(l2=2.0, **params).fit(X)
+        np.testing.assert_allclose(model.score_history(items, weights),
+                                   model.score_histories(H)[0], rtol=1e-5, atol=1e-6)

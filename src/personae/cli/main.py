@@ -490,6 +490,150 @@ def evaluate(
             err_console.print(f"wrote {path} and {path.with_suffix('.json')}")
 
 
+# ---------------------------------------------------------------------- serving
+
+keys_app = typer.Typer(
+    help="API keys of the HTTP server (roles: reader ⊂ writer ⊂ admin).",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(keys_app, name="keys")
+
+
+class Role(StrEnum):
+    reader = "reader"
+    writer = "writer"
+    admin = "admin"
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what uses the key (e.g. 'web-app').")],
+    role: Annotated[Role, typer.Option(
+        help="reader: recommendations; writer: + users, items, events; admin: + models, "
+             "forgetting users.")] = Role.reader,
+    store: StoreOption = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Create an API key and print its secret (shown this once; only a hash is stored)."""
+    with _errors(), _open_store(store) as s:
+        key, secret = s.create_api_key(name, role.value)
+    if format is OutputFormat.json:
+        _print_json({**key.to_dict(), "secret": secret})
+        return
+    console.print(f"created {key.role} key [bold]{key.key_id}[/] ({key.name!r}); its secret, "
+                  "shown only now:", highlight=False)
+    sys.stdout.write(secret + "\n")
+    sys.stdout.flush()
+    err_console.print("send it as 'Authorization: Bearer <secret>' or 'X-API-Key: <secret>'")
+
+
+@keys_app.command("list")
+def keys_list(store: StoreOption = None, format: FormatOption = OutputFormat.table) -> None:
+    """Every key with its role and state (secrets are never stored, so never shown)."""
+    with _errors(), _open_store(store, create=False) as s:
+        keys = s.list_api_keys()
+    if format is OutputFormat.json:
+        _print_json([k.to_dict() for k in keys])
+        return
+    table = Table(title=f"{len(keys)} API key(s)", title_justify="left")
+    for col in ("key_id", "name", "role", "created", "revoked"):
+        table.add_column(col)
+    for k in keys:
+        table.add_row(k.key_id, k.name, k.role, _fmt_time(k.created_at),
+                      _fmt_time(k.revoked_at) if k.revoked_at is not None else "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's public id (pk_…).")],
+    store: StoreOption = None,
+) -> None:
+    """Revoke a key; servers refuse it within their key cache time (--key-cache-ttl, 5 s)."""
+    with _errors(), _open_store(store, create=False) as s:
+        key = s.revoke_api_key(key_id)
+    console.print(f"revoked {key.key_id} ({key.name!r}, {key.role})", highlight=False)
+
+
+@app.command()
+def serve(
+    store: StoreOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Worker processes (one per core is a good start).")] = 1,
+    no_auth: Annotated[bool, typer.Option(
+        "--no-auth", help="Accept requests without an API key, as admin. Local use only.")
+    ] = False,
+    models_dir: Annotated[Path | None, typer.Option(
+        help="Where model versions are kept (default: <store home>/models).")] = None,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body, in MB (413).")] = 10.0,
+    max_batch: Annotated[int, typer.Option(
+        min=1, help="Most records in one batch request (422).")] = 10_000,
+    key_cache_ttl: Annotated[float, typer.Option(
+        min=0.0, help="Seconds an API key is trusted without asking the store again (a "
+                      "revoked key works at most this long).")] = 5.0,
+    access_log: Annotated[bool, typer.Option(
+        "--access-log/--no-access-log", help="Log every request (costs throughput).")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP API (FastAPI under uvicorn); the OpenAPI docs are at /docs."""
+    import os
+
+    try:
+        import uvicorn
+
+        from personae.server import ServerSettings, create_app
+    except ModuleNotFoundError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.name!r} is not installed; install it with: "
+                          "pip install 'personae[server]'", highlight=False)
+        raise typer.Exit(1) from None
+    with _errors():
+        settings = ServerSettings(
+            store=store, models_dir=str(models_dir) if models_dir else None, auth=not no_auth,
+            max_body_bytes=max(1, int(max_body_mb * 1_000_000)), max_batch=max_batch,
+            key_cache_ttl=key_cache_ttl)
+        # Open (and create or upgrade) the store once here, so that the workers do not race on
+        # migrations and a wrong location is one line, not a traceback per worker.
+        with _open_store(store) as s:
+            url, n_keys = s.url, len([k for k in s.list_api_keys() if k.active])
+            safe = s.safe_url
+        settings = settings.with_(store=url)
+    if no_auth:
+        err_console.print("[bold yellow]warning:[/] --no-auth: every request is treated as an "
+                          "admin's; do not expose this server", highlight=False)
+    elif n_keys == 0:
+        err_console.print("no API keys yet: create one with [bold]personae keys create --name "
+                          "me --role admin[/]" + (f" --store {store}" if store else ""))
+    err_console.print(f"serving {safe} on http://{host}:{port} ({workers} worker(s)); "
+                      f"docs at http://{host}:{port}/docs", highlight=False)
+    options: dict[str, Any] = {"host": host, "port": port, "access_log": access_log,
+                               "log_level": log_level, "loop": "auto", "http": "auto"}
+    if workers == 1:
+        with _errors():
+            application = create_app(settings=settings)
+        uvicorn.run(application, **options)
+        return
+    # Workers are separate processes started from an import string: they read the settings
+    # from the environment, and sum their metrics through prometheus_client's multiprocess
+    # files.
+    import shutil
+    import tempfile
+
+    os.environ.update(settings.to_env())
+    own_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_dir = tempfile.mkdtemp(prefix="personae-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    try:
+        uvicorn.run("personae.server.app:create_app_from_env", factory=True, workers=workers,
+                    **options)
+    finally:
+        if own_dir:
+            shutil.rmtree(own_dir, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------- quickstart
 
 
@@ -537,9 +681,21 @@ def quickstart(
             f"{view.nnz:,} interactions, read in {secs:.2f} s"
         )
         _quickstart_models(s, view)
+        from personae.service import Engine
+
+        with Engine(s) as engine:  # the model the server will serve: a stored, active version
+            mv, secs = _timed(lambda: engine.train("ease", {"l2": 250.0}, background=False))
+        console.print(f"model version [bold]{mv.version}[/] ({mv.status}"
+                      f"{': ' + mv.message if mv.message else ''}) stored in {secs:.1f} s",
+                      highlight=False)
         console.print(
             "next: [bold]personae evaluate --help[/], [bold]personae stats[/], "
             "[bold]personae import --help[/], [bold]personae export-user USER_ID[/]"
+        )
+        hint = f" --store {store}" if store else ""
+        console.print(
+            f"serve it: [bold]personae keys create --name me --role admin{hint}[/], then "
+            f"[bold]personae serve{hint}[/] (API docs at http://127.0.0.1:8000/docs)"
         )
 
 

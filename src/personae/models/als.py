@@ -122,6 +122,21 @@ class ALS(FactorModel):
                          context: Mapping[str, Any] | None) -> np.ndarray:
         return self.fold_in(histories) @ self.item_factors_.T
 
+    def _score_history(self, items: np.ndarray, weights: np.ndarray,
+                       context: Mapping[str, Any] | None) -> np.ndarray:
+        # The user step of fold_in for one history, without the chunking machinery.
+        items, inverse = np.unique(items, return_inverse=True)
+        c = np.bincount(inverse, weights=weights, minlength=items.size).astype(np.float32)
+        c *= np.float32(self.alpha)
+        keep = c != 0  # an explicit zero would count as a pair of confidence 0
+        items, c = items[keep], c[keep].astype(np.float64)
+        if not items.size:
+            return np.zeros(self.n_items_, dtype=np.float32)
+        Yh = self.item_factors_[items].astype(np.float64)
+        A = self._gram_matrix() + Yh.T @ (Yh * (c - 1.0)[:, None])
+        x = np.linalg.solve(A, c @ Yh).astype(np.float32)
+        return self.item_factors_ @ x
+
     def fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
         """User vectors for histories unseen at fit time, with the item factors held fixed.
 

@@ -191,6 +191,56 @@ class Recommender(ABC):
                          context: Mapping[str, Any] | None) -> np.ndarray:
         raise NotSupported(type(self).__name__)
 
+    def score_history(self, items: np.ndarray | Sequence[int],
+                      weights: np.ndarray | Sequence[float] | None = None,
+                      context: Mapping[str, Any] | None = None) -> np.ndarray:
+        """Scores of every item for one history: the serving path's single-user fold-in.
+
+        Equals ``score_histories(H, context)[0]`` for the one-row matrix ``H`` holding
+        ``weights`` at ``items`` (repeated items add up), without building a sparse matrix
+        where the model has a faster way.
+
+        Parameters
+        ----------
+        items : int array (n,)
+            Item indices in ``[0, n_items_)``.
+        weights : float array (n,), optional
+            Interaction weights (default 1 each).
+        context : mapping, optional
+            The request context, for models that use it.
+
+        Returns
+        -------
+        ndarray of float32, shape (n_items,)
+        """
+        self._check_fitted()
+        if not self.scores_histories:
+            raise NotSupported(
+                f"{type(self).__name__} cannot score histories unseen at training time; "
+                "use a model with scores_histories=True (itemknn, ease, als)"
+            )
+        idx = np.asarray(items, dtype=np.int64).reshape(-1)
+        w = (np.ones(idx.size, dtype=np.float32) if weights is None
+             else np.asarray(weights, dtype=np.float32).reshape(-1))
+        if idx.shape != w.shape:
+            raise InvalidInput(f"history items and weights must have the same length, got "
+                               f"{idx.size} and {w.size}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_items_):
+            raise InvalidInput(f"history item indices must be in [0, {self.n_items_}), got "
+                               f"{int(idx.min())}..{int(idx.max())}")
+        return self._score_history(idx, w, context)
+
+    def _score_history(self, items: np.ndarray, weights: np.ndarray,
+                       context: Mapping[str, Any] | None) -> np.ndarray:
+        """One history (checked int64 ``items``, float32 ``weights``) → float32 (n_items,).
+
+        The default builds the one csr row; models override it where a direct gather pays.
+        """
+        H = sp.csr_matrix((weights, items, np.array([0, items.size])),
+                          shape=(1, self.n_items_))
+        H.sum_duplicates()
+        return np.asarray(self._score_histories(H, context), dtype=np.float32)[0]
+
     # ------------------------------------------------------------------ recommending
 
     def recommend(

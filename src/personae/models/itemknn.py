@@ -119,6 +119,19 @@ class ItemKNN(Recommender):
                          context: Mapping[str, Any] | None) -> np.ndarray:
         return np.asarray((histories @ self.similarity_).toarray(), dtype=np.float32)
 
+    def _score_history(self, items: np.ndarray, weights: np.ndarray,
+                       context: Mapping[str, Any] | None) -> np.ndarray:
+        # The history's rows of S, weighted and summed by column: one bincount instead of a
+        # sparse × sparse product and its conversion to dense.
+        S = self.similarity_
+        starts, lengths = S.indptr[items], np.diff(S.indptr)[items]
+        total = int(lengths.sum())
+        offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        at = np.arange(total) + offsets
+        values = S.data[at].astype(np.float64) * np.repeat(weights, lengths)
+        return np.bincount(S.indices[at], weights=values,
+                           minlength=self.n_items_).astype(np.float32)
+
     def similar_items(self, item: int, k: int = 10) -> Recommendations:
         """The (at most ``k``) items most similar to ``item``, best first, itself excluded."""
         self._check_fitted()

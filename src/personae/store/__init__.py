@@ -17,8 +17,13 @@ from personae.store.records import (
     User,
     to_timestamp,
 )
+from personae.store.serving import ROLES, ApiKey, ModelVersion, Recommendation
 
 __all__ = [
+    "ROLES",
+    "ApiKey",
+    "ModelVersion",
+    "Recommendation",
     "DEFAULT_EVENT_WEIGHTS",
     "KNOWN_EVENT_TYPES",
     "Event",

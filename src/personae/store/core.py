@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -45,6 +47,13 @@ from personae.store.records import (
     check_event_type,
     check_id,
     utcnow,
+)
+from personae.store.serving import (
+    MODEL_STATUSES,
+    ApiKey,
+    ModelVersion,
+    Recommendation,
+    check_role,
 )
 
 #: Environment variables read by :func:`default_data_dir` and :class:`Store`.
@@ -209,6 +218,7 @@ class Store:
                     raise StoreError(f"no store at {path}; run `personae init` to create one")
                 path.parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = _make_engine(self.url, echo=echo)
+        self._prepared: dict[Any, _Prepared] = {}
         if pseudonymize_key is None:
             pseudonymize_key = os.environ.get(ENV_PSEUDONYM_KEY) or None
         self._pseudo = Pseudonymizer(pseudonymize_key) if pseudonymize_key else None
@@ -364,7 +374,10 @@ class Store:
         ...     w.add_events(events)
         """
         with self._begin() as conn:
-            yield Writer(self, conn)
+            w = Writer(self, conn)
+            yield w
+            if w._catalog_changed:
+                _touch_catalog(conn)
 
     def upsert_users(self, users: Iterable[User | Mapping[str, Any]]) -> WriteResult:
         """Insert or replace users (every field of a record is written)."""
@@ -376,10 +389,15 @@ class Store:
         with self.writer() as w:
             return w.upsert_items(items)
 
-    def add_events(self, events: Iterable[Event | Mapping[str, Any]]) -> WriteResult:
-        """Store events; an ``event_id`` already stored is counted as a duplicate, not stored."""
+    def add_events(self, events: Iterable[Event | Mapping[str, Any]], *,
+                   stored_user_ids: bool = False) -> WriteResult:
+        """Store events; an ``event_id`` already stored is counted as a duplicate, not stored.
+
+        ``stored_user_ids``: the events' ``user_id`` are ids as stored (pseudonyms, as found in
+        :class:`~personae.store.serving.Recommendation` rows), not raw ids to pseudonymise.
+        """
         with self.writer() as w:
-            return w.add_events(events)
+            return w.add_events(events, stored_user_ids=stored_user_ids)
 
     def set_event_weights(self, weights: Mapping[str, float]) -> None:
         """Set how strongly each event type counts in training views (new types are added)."""
@@ -397,6 +415,7 @@ class Store:
                         weight=weight
                     )
                 )
+            w._catalog_changed = True
 
     def event_weights(self) -> dict[str, float]:
         with self.engine.connect() as conn:
@@ -413,6 +432,27 @@ class Store:
             )
             if res.rowcount == 0:
                 raise NotFound(f"unknown item_id {item_id!r}")
+            _touch_catalog(conn)
+
+    def delete_item(self, item_id: str) -> dict[str, int]:
+        """Delete an item and every event on it (rows deleted per table).
+
+        To stop recommending an item but keep its history, use
+        :meth:`set_item_availability` instead. :class:`NotFound` when the item is unknown.
+        """
+        item_id = check_id(item_id, "item_id")
+        with self._begin() as conn:
+            item_idx = conn.execute(
+                select(S.items.c.item_idx).where(S.items.c.item_id == item_id)
+            ).scalar()
+            if item_idx is None:
+                raise NotFound(f"unknown item_id {item_id!r}")
+            n_events = conn.execute(
+                delete(S.events).where(S.events.c.item_idx == item_idx)
+            ).rowcount
+            n_items = conn.execute(delete(S.items).where(S.items.c.item_idx == item_idx)).rowcount
+            _touch_catalog(conn)
+        return {"items": n_items, "events": n_events}
 
     # ------------------------------------------------------------------ reads
 
@@ -606,6 +646,307 @@ class Store:
             histogram=_log_histogram(per_user),
         )
 
+    # ------------------------------------------------------------------ serving: reads
+
+    def user_history(self, user_id: str, limit: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+        """A user's newest events as ``(item_idx, type_idx)`` arrays (int64), newest first.
+
+        One indexed query (the serving path's read); empty arrays for an unknown user. Map
+        ``type_idx`` to weights with :meth:`event_types`, ``item_idx`` with :meth:`item_index`.
+        """
+        sid = self.stored_user_id(user_id)
+        rows = self._fast_read(_HISTORY_QUERY, uid=sid, n=int(limit))
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        # Through plain ints: np.array(rows) would probe each Row for array attributes.
+        arr = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=2 * len(rows))
+        return arr[0::2], arr[1::2]
+
+    def _fast_read(self, stmt: Any, **params: Any) -> list[tuple[Any, ...]]:
+        """Run a read-only Core statement on a pooled DBAPI connection: the statement is
+        compiled once per store, and no SQLAlchemy Connection, cache key or result object is
+        made per call (the serving path's reads, ~50 µs less each).
+
+        Each call is its own transaction (SQLite: autocommit; PostgreSQL: the pool rolls back
+        on return), so it sees every write committed before it: read-your-writes holds.
+        """
+        prepared = self._prepared.get(stmt)
+        if prepared is None:
+            prepared = self._prepared[stmt] = _Prepared(stmt, self.engine.dialect)
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            try:
+                cur.execute(prepared.sql, prepared.parameters(params))
+                return list(cur.fetchall())
+            finally:
+                cur.close()
+        finally:
+            raw.close()
+
+    def event_types(self) -> dict[int, tuple[str, float]]:
+        """``type_idx → (name, weight)`` of every event type."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(S.event_types.c.type_idx, S.event_types.c.name, S.event_types.c.weight)
+            ).all()
+        return {int(r.type_idx): (r.name, float(r.weight)) for r in rows}
+
+    def item_popularity(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(item_idx, n)``: events of positive weight per item, for items that have any.
+
+        One aggregate query over the event log: call it when a catalogue is (re)built, not per
+        request.
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(S.events.c.item_idx, func.count())
+                .join(S.event_types, S.event_types.c.type_idx == S.events.c.type_idx)
+                .where(S.event_types.c.weight > 0)
+                .group_by(S.events.c.item_idx)
+            ).all()
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        arr = np.array(rows, dtype=np.int64)
+        return arr[:, 0], arr[:, 1]
+
+    def catalog_rows(self) -> list[Any]:
+        """Every item row (``item_idx``, ``item_id``, ``title``, ``categories``, ``attributes``,
+        ``available``), ``item_idx`` ascending: what a serving catalogue is built from."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(S.items.c.item_idx, S.items.c.item_id, S.items.c.title,
+                       S.items.c.categories, S.items.c.attributes, S.items.c.available)
+                .order_by(S.items.c.item_idx)
+            ).all()
+
+    def serving_state(self) -> tuple[str | None, str | None]:
+        """``(active model version, catalog version)`` in one small query.
+
+        The catalog version changes whenever items or event types are created, changed or
+        deleted; engines poll both to reload what changed.
+        """
+        with self.engine.connect() as conn:
+            rows = dict(conn.execute(_STATE_QUERY).all())
+        return rows.get("active_model_version"), rows.get("catalog_version")
+
+    # ------------------------------------------------------------------ serving: API keys
+
+    def create_api_key(self, name: str, role: str) -> tuple[ApiKey, str]:
+        """Create an API key; returns the key and its secret, which is shown only this once.
+
+        The secret (``"<key_id>.<token>"``, 32 random bytes) is stored as its SHA-256 only.
+        """
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise InvalidInput(f"name must be a non-empty string of at most 200 characters, "
+                               f"got {name!r}")
+        role = check_role(role)
+        key = ApiKey("pk_" + secrets.token_hex(6), name.strip(), role, utcnow())
+        secret = f"{key.key_id}.{secrets.token_urlsafe(32)}"
+        with self._begin() as conn:
+            conn.execute(S.api_keys.insert(), {
+                "key_id": key.key_id, "name": key.name, "role": key.role,
+                "secret_hash": _secret_hash(secret), "created_at": key.created_at,
+                "revoked_at": None,
+            })
+        return key, secret
+
+    def authenticate(self, secret: str) -> ApiKey | None:
+        """The active key whose secret this is, else ``None`` (unknown, malformed, revoked).
+
+        One primary-key lookup and a constant-time comparison of the hashes.
+        """
+        if not isinstance(secret, str) or "." not in secret or len(secret) > 200:
+            return None
+        key_id = secret.split(".", 1)[0]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(S.api_keys).where(S.api_keys.c.key_id == key_id)).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        if not hmac.compare_digest(row.secret_hash, _secret_hash(secret)):
+            return None
+        return _api_key(row)
+
+    def list_api_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones included, oldest first (secrets are not kept)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(S.api_keys).order_by(S.api_keys.c.created_at)).all()
+        return [_api_key(r) for r in rows]
+
+    def revoke_api_key(self, key_id: str) -> ApiKey:
+        """Revoke a key (it stops authenticating at once); :class:`NotFound` if unknown.
+
+        Revoking a revoked key keeps its first revocation time.
+        """
+        with self._begin() as conn:
+            row = conn.execute(select(S.api_keys).where(S.api_keys.c.key_id == key_id)).first()
+            if row is None:
+                raise NotFound(f"unknown key_id {key_id!r}")
+            if row.revoked_at is None:
+                conn.execute(S.api_keys.update().where(S.api_keys.c.key_id == key_id)
+                             .values(revoked_at=utcnow()))
+            row = conn.execute(select(S.api_keys).where(S.api_keys.c.key_id == key_id)).one()
+        return _api_key(row)
+
+    # ------------------------------------------------------------------ serving: models
+
+    def add_model_version(self, version: ModelVersion) -> ModelVersion:
+        """Record a new model version (usually with status ``training``)."""
+        if version.status == "active":
+            raise InvalidInput("add the version first, then activate_model_version() it")
+        row = version.to_dict()
+        with self._begin() as conn:
+            exists = conn.execute(select(S.model_versions.c.version).where(
+                S.model_versions.c.version == version.version)).first()
+            if exists:
+                raise InvalidInput(f"model version {version.version!r} exists already")
+            conn.execute(S.model_versions.insert(), row)
+        return version
+
+    def update_model_version(self, version: str, **fields: Any) -> ModelVersion:
+        """Change fields of a version (status, finished_at, metrics, message, sizes…).
+
+        The status ``active`` is set only by :meth:`activate_model_version`.
+        """
+        allowed = set(ModelVersion.__dataclass_fields__) - {"version", "model", "created_at"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise InvalidInput(f"cannot update {', '.join(sorted(unknown))} of a model version; "
+                               f"fields: {', '.join(sorted(allowed))}")
+        status = fields.get("status")
+        if status is not None and (status not in MODEL_STATUSES or status == "active"):
+            raise InvalidInput(f"status must be one of training, ready, failed, retired "
+                               f"(activate with activate_model_version), got {status!r}")
+        with self._begin() as conn:
+            if fields:
+                res = conn.execute(S.model_versions.update()
+                                   .where(S.model_versions.c.version == version).values(**fields))
+                if res.rowcount == 0:
+                    raise NotFound(f"unknown model version {version!r}")
+            return self._model_version(conn, version)
+
+    def model_versions(self) -> list[ModelVersion]:
+        """Every model version, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(S.model_versions).order_by(
+                S.model_versions.c.created_at.desc(), S.model_versions.c.version.desc())).all()
+        return [_model_version(r) for r in rows]
+
+    def get_model_version(self, version: str) -> ModelVersion:
+        """One model version; :class:`NotFound` if unknown."""
+        with self.engine.connect() as conn:
+            return self._model_version(conn, version)
+
+    def _model_version(self, conn: Connection, version: str) -> ModelVersion:
+        row = conn.execute(select(S.model_versions)
+                           .where(S.model_versions.c.version == version)).first()
+        if row is None:
+            raise NotFound(f"unknown model version {version!r}")
+        return _model_version(row)
+
+    def active_model_version(self) -> str | None:
+        """The version that serves, or ``None`` before the first activation."""
+        return self.serving_state()[0]
+
+    def activate_model_version(self, version: str) -> ModelVersion:
+        """Make ``version`` the one that serves, in one transaction.
+
+        The previous active version becomes ``retired``; only ``ready``, ``retired`` (or the
+        already active) versions can be activated. Engines pick the change up on their next
+        :meth:`personae.service.Engine.refresh`.
+        """
+        with self._begin() as conn:
+            return self._activate(conn, version, push=True)
+
+    def rollback_model_version(self) -> ModelVersion:
+        """Re-activate the version that served before the active one.
+
+        Walks back the activation history (skipping versions that failed or were deleted);
+        :class:`InvalidInput` when there is nothing to go back to.
+        """
+        with self._begin() as conn:
+            meta = dict(conn.execute(select(S.meta.c.key, S.meta.c.value).where(
+                S.meta.c.key.in_(("active_model_version", "model_version_history")))).all())
+            current = meta.get("active_model_version")
+            history: list[str] = json.loads(meta.get("model_version_history", "[]"))
+            while history and history[-1] == current:
+                history.pop()
+            while history:
+                candidate = history[-1]
+                row = conn.execute(select(S.model_versions.c.status).where(
+                    S.model_versions.c.version == candidate)).first()
+                if row is not None and row.status in ("ready", "retired"):
+                    _set_meta(conn, "model_version_history", json.dumps(history))
+                    return self._activate(conn, candidate, push=False)
+                history.pop()
+            raise InvalidInput(
+                "no earlier model version to roll back to"
+                + (f" (active: {current})" if current else " (none is active)")
+            )
+
+    def _activate(self, conn: Connection, version: str, *, push: bool) -> ModelVersion:
+        mv = self._model_version(conn, version)
+        if mv.status not in ("ready", "retired", "active"):
+            raise InvalidInput(
+                f"model version {version!r} is {mv.status!r}; only ready or retired versions "
+                "can be activated" + (f" ({mv.message})" if mv.message else "")
+            )
+        current = conn.execute(select(S.meta.c.value).where(
+            S.meta.c.key == "active_model_version")).scalar()
+        if current is not None and current != version:
+            conn.execute(S.model_versions.update().where(
+                S.model_versions.c.version == current).values(status="retired"))
+        conn.execute(S.model_versions.update().where(
+            S.model_versions.c.version == version).values(status="active"))
+        _set_meta(conn, "active_model_version", version)
+        if push:
+            raw = conn.execute(select(S.meta.c.value).where(
+                S.meta.c.key == "model_version_history")).scalar()
+            history = json.loads(raw) if raw else []
+            if not history or history[-1] != version:
+                history.append(version)
+            _set_meta(conn, "model_version_history", json.dumps(history[-100:]))
+        return self._model_version(conn, version)
+
+    # ------------------------------------------------------------------ serving: impressions
+
+    def log_recommendation(self, rec: Recommendation) -> None:
+        """Store one shown list (see :meth:`log_recommendations` for many)."""
+        self.log_recommendations([rec])
+
+    def log_recommendations(self, recs: Iterable[Recommendation]) -> int:
+        """Store shown lists in one transaction; returns how many were stored.
+
+        Lists of forgotten users are not stored (a serving process may write its queued lists
+        just after :meth:`forget_user`).
+        """
+        rows = [r.to_dict() for r in recs]
+        if not rows:
+            return 0
+        with self._begin() as conn:
+            hashes = {self._tombstone(r["user_id"]): r["user_id"] for r in rows
+                      if r["user_id"] is not None}
+            if hashes:
+                gone = conn.execute(select(S.forgotten_users.c.id_hash).where(
+                    S.forgotten_users.c.id_hash.in_(list(hashes)))).scalars().all()
+                if gone:
+                    forgotten = {hashes[h] for h in gone}
+                    rows = [r for r in rows if r["user_id"] not in forgotten]
+            if rows:
+                conn.execute(S.recommendations.insert(), rows)
+        return len(rows)
+
+    def get_recommendation(self, rec_id: str) -> Recommendation:
+        """A logged list by its id; :class:`NotFound` if unknown (or its user was forgotten)."""
+        if not isinstance(rec_id, str):
+            raise InvalidInput(f"rec_id must be a string, got {type(rec_id).__name__}")
+        with self.engine.connect() as conn:
+            row = conn.execute(select(S.recommendations)
+                               .where(S.recommendations.c.rec_id == rec_id)).first()
+        if row is None:
+            raise NotFound(f"unknown rec_id {rec_id!r}")
+        return Recommendation(**{c: getattr(row, c) for c in Recommendation.__dataclass_fields__})
+
     # ------------------------------------------------------------------ privacy
 
     def forget_user(self, user_id: str) -> dict[str, int]:
@@ -626,11 +967,14 @@ class Store:
                 delete(S.events).where(S.events.c.user_idx == user_idx)
             ).rowcount
             n_users = conn.execute(delete(S.users).where(S.users.c.user_idx == user_idx)).rowcount
+            n_recs = conn.execute(
+                delete(S.recommendations).where(S.recommendations.c.user_id == sid)
+            ).rowcount
             conn.execute(
                 _insert(conn, S.forgotten_users).on_conflict_do_nothing(),
                 {"id_hash": self._tombstone(sid), "forgotten_at": utcnow()},
             )
-        return {"users": n_users, "events": n_events}
+        return {"users": n_users, "events": n_events, "recommendations": n_recs}
 
     def is_forgotten(self, user_id: str) -> bool:
         sid = self.stored_user_id(user_id)
@@ -688,6 +1032,9 @@ class Writer:
         self._types: dict[str, int] = {}
         self._forgotten: set[str] | None = None
         self._json_cache: dict[tuple[Any, ...], str] = {}
+        # Set when items or event types are created or changed: the store then bumps the meta
+        # row "catalog_version", which serving engines poll to reload their catalogue.
+        self._catalog_changed = False
 
     # -- helpers
 
@@ -725,6 +1072,7 @@ class Writer:
         bare: dict[str, Any] = {"attributes": {}, "created_at": now, "updated_at": now}
         if table is S.items:
             bare.update(title=None, text=None, categories=[], available=True)
+            self._catalog_changed = True
         self.conn.execute(
             _insert(self.conn, table).on_conflict_do_nothing(index_elements=[id_col.name]),
             [{id_col.name: i, **bare} for i in new],
@@ -747,6 +1095,7 @@ class Writer:
             next_idx = self.conn.execute(
                 select(func.coalesce(func.max(S.event_types.c.type_idx), -1) + 1)
             ).scalar_one()
+            self._catalog_changed = True
             self.conn.execute(
                 _insert(self.conn, S.event_types).on_conflict_do_nothing(),
                 {"type_idx": next_idx, "name": name,
@@ -809,6 +1158,7 @@ class Writer:
             latest[item.item_id] = item
         existing: dict[str, int] = {}
         self._lookup(S.items.c.item_id, S.items.c.item_idx, existing, list(latest))
+        self._catalog_changed = True
         rows = [
             {"item_id": i.item_id, "title": i.title, "text": i.text, "categories": i.categories,
              "attributes": i.attributes, "available": i.available,
@@ -846,26 +1196,28 @@ class Writer:
 
     # -- events
 
-    def add_events(self, events: Iterable[Event | Mapping[str, Any]]) -> WriteResult:
+    def add_events(self, events: Iterable[Event | Mapping[str, Any]], *,
+                   stored_user_ids: bool = False) -> WriteResult:
         """Store events; ids already stored (or repeated in the input) count as duplicates.
 
         Unknown users and items are created bare (no attributes); events of forgotten users are
-        skipped.
+        skipped. ``stored_user_ids``: the user ids are already as stored (not pseudonymised
+        again).
         """
         total = WriteResult()
         for chunk in _chunks(events, self.chunk_size):
-            rows, result = self._prepare_events(chunk)
+            rows, result = self._prepare_events(chunk, stored_user_ids)
             inserted = _insert_new_events(self.conn, rows) if rows else 0
             # rows not inserted were stored already: duplicates
             total += result + WriteResult(inserted=inserted, duplicates=len(rows) - inserted)
         return total
 
     def _prepare_events(
-        self, chunk: list[Event | Mapping[str, Any]]
+        self, chunk: list[Event | Mapping[str, Any]], stored_user_ids: bool = False
     ) -> tuple[list[tuple[Any, ...]], WriteResult]:
         """Validate a chunk, resolve its ids and build the rows to insert."""
         now = utcnow()
-        pseudo = self.store._pseudo
+        pseudo = None if stored_user_ids else self.store._pseudo
         batch: dict[str, tuple[str, Event]] = {}
         skipped = 0
         seen_in_chunk = 0
@@ -900,6 +1252,20 @@ class Writer:
 
 
 # ---------------------------------------------------------------------- internals
+
+
+class _Prepared:
+    """A Core statement compiled for one dialect, with its parameters in the driver's style."""
+
+    def __init__(self, stmt: Any, dialect: Any) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.defaults = dict(compiled.params)  # e.g. SQLite's "OFFSET ?" of a LIMIT
+        self.order = tuple(compiled.positiontup or ()) if compiled.positional else None
+
+    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        merged = {**self.defaults, **values}
+        return merged if self.order is None else tuple(merged[k] for k in self.order)
 
 
 def _make_engine(url: str, *, echo: bool) -> Engine:
@@ -1019,6 +1385,44 @@ def _log_histogram(counts: np.ndarray) -> list[tuple[str, int]]:
         if lo <= top:
             out.append((label, n))
     return out
+
+
+# ---------------------------------------------------------------------- serving helpers
+
+_HISTORY_QUERY = (
+    select(S.events.c.item_idx, S.events.c.type_idx)
+    .join(S.users, S.users.c.user_idx == S.events.c.user_idx)
+    .where(S.users.c.user_id == bindparam("uid"))
+    .order_by(S.events.c.ts.desc().nulls_last(), S.events.c.event_idx.desc())
+    .limit(bindparam("n"))
+)
+_STATE_QUERY = select(S.meta.c.key, S.meta.c.value).where(
+    S.meta.c.key.in_(("active_model_version", "catalog_version"))
+)
+
+
+def _set_meta(conn: Connection, key: str, value: str) -> None:
+    stmt = _insert(conn, S.meta)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["key"],
+                                            set_={"value": stmt.excluded.value}),
+                 {"key": key, "value": value})
+
+
+def _touch_catalog(conn: Connection) -> None:
+    """Give the catalogue a new version (items or event types changed)."""
+    _set_meta(conn, "catalog_version", secrets.token_hex(8))
+
+
+def _secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _api_key(row: Any) -> ApiKey:
+    return ApiKey(row.key_id, row.name, row.role, row.created_at, row.revoked_at)
+
+
+def _model_version(row: Any) -> ModelVersion:
+    return ModelVersion(**{c: getattr(row, c) for c in ModelVersion.__dataclass_fields__})
 
 
 def dumps(obj: Any) -> str:

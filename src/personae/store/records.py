@@ -48,6 +48,9 @@ DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
     "skip": -1.0,
     "dislike": -4.0,
     "impression": 0.0,
+    # Rewards sent for a ranking (personae.service.Engine.reward) carry their value for bandit
+    # learning; as a custom type they would otherwise count 1.0 in training whatever the value.
+    "reward": 0.0,
 }
 
 TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")

@@ -38,7 +38,7 @@ BigIdx = BigInteger().with_variant(Integer(), "sqlite")
 IdString = String(256).with_variant(String(256, collation="C"), "postgresql")
 
 #: The schema revision this code writes; the store refuses to open a newer one.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 metadata = MetaData(
     naming_convention={
@@ -114,4 +114,59 @@ forgotten_users = Table(
     metadata,
     Column("id_hash", String(64), primary_key=True),
     Column("forgotten_at", Double, nullable=False),
+)
+
+# Added in revision 0003 (serving): API keys, trained model versions and the impression log.
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    # Public part of a key ("pk_" + 12 hex); the secret handed out is "<key_id>.<token>".
+    Column("key_id", String(32), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("role", String(16), nullable=False),  # "admin" | "writer" | "reader"
+    # SHA-256 (hex) of the whole secret: the secret itself is shown once and never stored.
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("revoked_at", Double, nullable=True),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("model", String(64), nullable=False),
+    Column("params", JSONType, nullable=False),
+    # "training" | "ready" | "failed" | "active" | "retired"; the active one is also named by
+    # the meta row "active_model_version", written in the same transaction.
+    Column("status", String(16), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("finished_at", Double, nullable=True),
+    Column("metrics", JSONType, nullable=True),
+    Column("message", Text, nullable=True),
+    Column("fingerprint", String(64), nullable=True),
+    Column("n_users", Integer, nullable=True),
+    Column("n_items", Integer, nullable=True),
+    Column("n_events", Integer, nullable=True),
+)
+
+# The impression log: every list shown (recommend, similar, rank), looked up by rec_id for
+# paging and rewards. ``user_id`` is the *stored* id (the pseudonym in a pseudonymised store)
+# and is indexed so that forget_user can delete a user's rows.
+recommendations = Table(
+    "recommendations",
+    metadata,
+    Column("rec_id", String(40), primary_key=True),
+    Column("kind", String(16), nullable=False),  # "recommend" | "similar" | "rank"
+    Column("user_id", IdString, nullable=True),
+    Column("created_at", Double, nullable=False),
+    Column("model_version", String(64), nullable=True),
+    Column("items", JSONType, nullable=False),
+    Column("scores", JSONType, nullable=False),
+    Column("propensities", JSONType, nullable=True),
+    Column("context", JSONType, nullable=True),
+    Column("request", JSONType, nullable=False),
+    Column("page", Integer, nullable=False),
+    Column("parent_rec_id", String(40), nullable=True),
+    Index("ix_recommendations_user_id", "user_id"),
 )

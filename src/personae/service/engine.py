@@ -1,0 +1,787 @@
+"""The recommendation engine: ids in, ranked ids out, over the store and the active model.
+
+>>> from personae import Store                                          # doctest: +SKIP
+>>> from personae.service import Engine, RecommendRequest, Filters      # doctest: +SKIP
+>>> engine = Engine(Store("demo.db"))                                   # doctest: +SKIP
+>>> engine.train("ease", background=False).status                      # doctest: +SKIP
+'active'
+>>> engine.recommend(RecommendRequest("u1", k=5,                        # doctest: +SKIP
+...                  filters=Filters(categories=["drama"]))).item_ids
+
+Per request the engine reads the user's history from the store (one indexed query: an event
+stored before the request is used at once, without retraining), scores it with the active
+model (:meth:`~personae.models.base.Recommender.score_history`; the model is loaded once per
+version), applies the filters as masks over the in-memory catalogue and queues what it shows
+for the impression log (:mod:`personae.service.impressions`, written by a background
+thread). Training runs in a background thread; a new version is swapped in by one
+assignment, and other processes see it through :meth:`refresh`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sqlalchemy.engine import make_url
+
+from personae.errors import InvalidInput, NotFound, PersonaeError
+from personae.service.catalog import Catalog
+from personae.service.impressions import ImpressionLog
+from personae.service.training import (
+    Artifact,
+    check_model,
+    load_artifact,
+    new_version_id,
+    train_version,
+)
+from personae.service.types import (
+    MAX_IDS,
+    Filters,
+    RecommendedItem,
+    RecommendRequest,
+    RecommendResponse,
+    _check_k,
+    _id_list,
+)
+from personae.store import Event, ModelVersion, Recommendation, Store
+from personae.store.core import default_data_dir
+from personae.store.records import check_event_type, check_id, check_mapping, utcnow
+from personae.store.serving import new_rec_id
+
+log = logging.getLogger("personae.service")
+
+#: User id under which rewards of anonymous rankings are stored as events.
+ANONYMOUS_USER_ID = "_anonymous"
+#: Pages followed back through ``after`` (each page a query).
+MAX_PAGES = 100
+#: A "training" row younger than this (seconds) blocks a new training job in any process.
+TRAINING_TIMEOUT = 6 * 3600.0
+
+
+@dataclass(frozen=True, eq=False)
+class _State:
+    """Everything a request reads, swapped as one object (never mutated)."""
+
+    catalog: Catalog
+    artifact: Artifact | None
+    col_of_pos: np.ndarray  # int64 (n_catalog,): model column of each position, -1 if none
+    pos_of_col: np.ndarray  # int64 (n_model_items,): position of each model column, -1 if gone
+    popularity: np.ndarray  # float64 (n_catalog,): share of positive events
+    scored_cols: np.ndarray  # int64: model columns whose item is in the catalogue
+    scored_pos: np.ndarray  # int64: their positions (same order)
+    unscored: np.ndarray  # bool (n_catalog,): positions the model has no column for
+
+
+@dataclass(frozen=True, eq=False)
+class _History:
+    """A user's (or session's) history in catalogue positions."""
+
+    positive: np.ndarray  # positions with a net positive weight
+    weights: np.ndarray  # their net weights
+    seen: np.ndarray  # positions with any event of non-zero weight
+    disliked: np.ndarray  # positions with net weight <= 0 and a negative event
+    events: tuple[np.ndarray, np.ndarray, np.ndarray]  # every (position, weight, type_idx)
+
+    def type_of(self, catalog: Catalog) -> dict[int, str]:
+        """Position → its strongest positive event type (for explanations; -1 = session)."""
+        pos, weights, types = self.events
+        best: dict[int, str] = {}
+        for j in np.argsort(-weights, kind="stable")[:200].tolist():
+            p = int(pos[j])
+            if p not in best and weights[j] > 0:
+                t = int(types[j])
+                best[p] = catalog.type_names[t] if t >= 0 else "view"
+        return best
+
+
+class Engine:
+    """Serve recommendations, similar items and rankings from a store; train and swap models.
+
+    Parameters
+    ----------
+    store : Store | str | None
+        The store, or where it lives (see :class:`personae.Store`); a store opened here is
+        closed by :meth:`close`.
+    models_dir : str | Path, optional
+        Where model versions are saved, one folder each. Default: ``models/`` next to a SQLite
+        store's file, else ``<personae data dir>/models`` (every process serving one
+        PostgreSQL store must see the same folder).
+    refresh_interval : float, default 1.0
+        Seconds between two checks of the store for a new active version or catalogue
+        (:meth:`refresh`, run at the start of requests).
+    history_limit : int, default 1000
+        Newest events of a user read per request.
+    dislike_strength : float, default 1.0
+        How much the scores of items like the disliked ones are lowered: the model's scores
+        of the negative history, times this, are subtracted (0: only the disliked items
+        themselves are dropped).
+    log_impressions : bool, default True
+        Store every list shown in the ``recommendations`` table. Paging (``after``) and
+        rewards need it.
+    impression_interval : float, default 0.05
+        Shown lists are queued and stored by a background thread in one transaction at most
+        this many seconds later (see :mod:`personae.service.impressions`: paging and rewards
+        find a queued list at once, and another process's within 0.2 s); 0 stores each list
+        before the request returns. :meth:`flush` stores the queue now, :meth:`close` too.
+    popularity_interval : float, default 300.0
+        Without a model, seconds between two recounts of item popularity from the event log.
+    """
+
+    def __init__(
+        self,
+        store: Store | str | None = None,
+        models_dir: str | Path | None = None,
+        *,
+        refresh_interval: float = 1.0,
+        history_limit: int = 1000,
+        dislike_strength: float = 1.0,
+        log_impressions: bool = True,
+        popularity_interval: float = 300.0,
+        impression_interval: float = 0.05,
+    ) -> None:
+        self._owns_store = not isinstance(store, Store)
+        self.store: Store = store if isinstance(store, Store) else Store(store)
+        self.models_dir = Path(models_dir) if models_dir is not None else _default_models_dir(
+            self.store)
+        for name, value in (("refresh_interval", refresh_interval),
+                            ("dislike_strength", dislike_strength),
+                            ("popularity_interval", popularity_interval),
+                            ("impression_interval", impression_interval)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise InvalidInput(f"{name} must be a number >= 0, got {value!r}")
+        self.refresh_interval = float(refresh_interval)
+        if isinstance(history_limit, bool) or not isinstance(history_limit, int) \
+                or history_limit < 1:
+            raise InvalidInput(f"history_limit must be an integer >= 1, got {history_limit!r}")
+        self.history_limit = history_limit
+        self.dislike_strength = float(dislike_strength)
+        self.log_impressions = bool(log_impressions)
+        self.popularity_interval = float(popularity_interval)
+        self._impressions = ImpressionLog(self.store, interval=float(impression_interval))
+        self._refresh_lock = threading.Lock()
+        self._train_lock = threading.Lock()
+        self._job: threading.Thread | None = None
+        self._job_version: str | None = None
+        self._failed_loads: set[str] = set()
+        self._store_popularity: tuple[float, np.ndarray, np.ndarray] | None = None
+        self._last_check = time.monotonic()
+        active, catalog_version = self.store.serving_state()
+        catalog = Catalog.load(self.store, catalog_version)
+        artifact = None
+        if active is not None:
+            try:
+                artifact = self._load(active)
+            except PersonaeError as exc:  # keep serving popularity; say why
+                log.error("cannot load the active model version %s: %s", active, exc)
+                self._failed_loads.add(active)
+        self._state = self._build_state(catalog, artifact)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def ready(self) -> bool:
+        """True once the catalogue and a model or the popularity fallback are loaded."""
+        return self._state is not None
+
+    @property
+    def model_version(self) -> str | None:
+        """The version serving in this process (``None``: popularity fallback only)."""
+        art = self._state.artifact
+        return art.version if art is not None else None
+
+    def flush(self) -> int:
+        """Store the queued impressions now; returns how many were written."""
+        return self._impressions.flush()
+
+    def close(self) -> None:
+        """Store the queued impressions, wait for a running training job, then close the
+        store if this engine opened it."""
+        self._impressions.close()
+        job = self._job
+        if job is not None:
+            job.join()
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Engine({self.store!r}, model_version={self.model_version!r})"
+
+    def refresh(self, force: bool = False) -> bool:
+        """Pick up a new active version or changed items from the store; True if anything
+        changed.
+
+        Cheap: at most once per ``refresh_interval`` (unless ``force``) it reads two meta rows;
+        a new version is loaded completely before it replaces the old one in one assignment,
+        so concurrent requests see either the old or the new state, never a mix.
+        """
+        now = time.monotonic()
+        if not force and now - self._last_check < self.refresh_interval:
+            return False
+        if not self._refresh_lock.acquire(blocking=force):
+            return False
+        try:
+            self._last_check = now
+            active, catalog_version = self.store.serving_state()
+            st = self._state
+            catalog, artifact = st.catalog, st.artifact
+            changed = False
+            if catalog_version != catalog.version:
+                catalog, changed = Catalog.load(self.store, catalog_version), True
+            current = artifact.version if artifact is not None else None
+            if active != current and active not in self._failed_loads:
+                if active is None:
+                    artifact, changed = None, True
+                else:
+                    try:
+                        artifact, changed = self._load(active), True
+                    except PersonaeError as exc:
+                        log.error("cannot load model version %s: %s", active, exc)
+                        self._failed_loads.add(active)
+            stale_popularity = (
+                artifact is None and self._store_popularity is not None
+                and time.monotonic() - self._store_popularity[0] > self.popularity_interval
+            )
+            if stale_popularity:
+                self._store_popularity, changed = None, True
+            if changed:
+                self._state = self._build_state(catalog, artifact)
+            return changed
+        finally:
+            self._refresh_lock.release()
+
+    def _load(self, version: str) -> Artifact:
+        return load_artifact(self.models_dir / version, version)
+
+    def _build_state(self, catalog: Catalog, artifact: Artifact | None) -> _State:
+        n = len(catalog)
+        if artifact is not None:
+            pos = catalog.pos
+            pos_of_col = np.fromiter((pos.get(i, -1) for i in artifact.item_ids),
+                                     dtype=np.int64, count=len(artifact.item_ids))
+            counts = np.zeros(n, dtype=np.float64)
+            known = pos_of_col >= 0
+            counts[pos_of_col[known]] = artifact.popularity[known]
+        else:
+            pos_of_col = np.zeros(0, dtype=np.int64)
+            if self._store_popularity is None:
+                idx, n_events = self.store.item_popularity()
+                self._store_popularity = (time.monotonic(), idx, n_events)
+            _, idx, n_events = self._store_popularity
+            counts = np.zeros(n, dtype=np.float64)
+            p = catalog.positions_of_store_idx(idx)
+            counts[p[p >= 0]] = n_events[p >= 0]
+        col_of_pos = np.full(n, -1, dtype=np.int64)
+        known = pos_of_col >= 0
+        scored_cols = np.flatnonzero(known)
+        col_of_pos[pos_of_col[known]] = scored_cols
+        total = counts.sum()
+        return _State(catalog, artifact, col_of_pos, pos_of_col,
+                      counts / total if total > 0 else counts,
+                      scored_cols, pos_of_col[scored_cols], col_of_pos < 0)
+
+    # ------------------------------------------------------------------ recommending
+
+    def recommend(self, request: RecommendRequest | Mapping[str, Any]) -> RecommendResponse:
+        """The top ``k`` items for a user or an anonymous session.
+
+        - known user: their stored history (read now) plus ``session_items`` is scored by the
+          model (``strategy="model"``, or ``"fold-in"`` for a user the model was not trained
+          on; models that cannot score histories use the learned user);
+        - anonymous: ``session_items`` is the history (``"session"``);
+        - no usable history, or no model: popularity (``"cold-start-popularity"``).
+
+        Items the model cannot score (added since training) fill the list after the scored
+        ones, by popularity (``source="popularity"``). Unknown item ids in ``session_items``
+        or ``filters.exclude`` raise :class:`NotFound`; an unknown ``after`` too.
+        """
+        req = request if isinstance(request, RecommendRequest) else \
+            RecommendRequest.from_dict(request)
+        self.refresh()
+        uid = req.user_id
+        stored_uid = self.store.stored_user_id(uid) if uid is not None else None
+        parent, shown = self._chain(req.after, stored_uid)
+        raw = self._raw_history(uid)
+        state = self._current(raw, req.filters.exclude, req.session_items or [])
+        exclude = self._positions(state, req.filters.exclude, "filters.exclude")
+        session = self._positions(state, req.session_items or [], "session_items")
+        hist = self._history(state, raw, session)
+        allowed = state.catalog.mask(req.filters)
+        allowed[exclude] = False
+        allowed[hist.disliked] = False
+        if req.filters.exclude_seen:
+            allowed[hist.seen] = False
+        if shown:
+            allowed[np.fromiter((p for p in map(state.catalog.pos.get, shown) if p is not None),
+                                dtype=np.int64)] = False
+        scores = self._score(state, stored_uid, hist, req.context)
+        if scores is None or state.artifact is None:
+            strategy = "cold-start-popularity"
+        elif uid is None:
+            strategy = "session"
+        else:
+            strategy = "model" if stored_uid in state.artifact.user_pos else "fold-in"
+        items = self._top(state, scores, allowed, req.k)
+        if req.explain:
+            items = self._explain(state, items, hist, req.filters)
+        page = parent.page + 1 if parent is not None else 1
+        request_log = {"k": req.k, "filters": req.filters.to_dict(), "strategy": strategy}
+        if req.session_items:
+            request_log["session_items"] = req.session_items
+        return self._respond("recommend", uid, stored_uid, items, strategy, req.context,
+                             request_log, page, parent.rec_id if parent is not None else None)
+
+    def similar(self, item_id: str, k: int = 10,
+                filters: Filters | Mapping[str, Any] | None = None) -> RecommendResponse:
+        """Items like ``item_id``: the model's scores of a one-item history (people who liked
+        it also liked…); for an item the model does not know, or a model that cannot score
+        histories, the most popular items sharing one of its categories."""
+        item_id = check_id(item_id, "item_id")
+        k = _check_k(k)
+        flt = Filters.from_dict(filters)
+        self.refresh()
+        state = self._current(None, [item_id], flt.exclude)
+        pos = self._positions(state, [item_id], "item_id")[0]
+        exclude = self._positions(state, flt.exclude, "filters.exclude")
+        cat = state.catalog
+        allowed = cat.mask(flt)
+        allowed[exclude] = False
+        allowed[pos] = False
+        scores = None
+        art = state.artifact
+        col = state.col_of_pos[pos]
+        if art is not None and col >= 0 and art.model.scores_histories:
+            scores = art.model.score_history(np.array([col], dtype=np.int64))
+        elif cat.item_categories[pos]:
+            same = np.zeros(len(cat), dtype=bool)
+            for c in cat.item_categories[pos]:
+                same |= cat.categories[c]
+            allowed &= same
+        items = self._top(state, scores, allowed, k)
+        return self._respond("similar", None, None, items, "similar", None,
+                             {"item_id": item_id, "k": k, "filters": flt.to_dict()}, 1, None)
+
+    def rank(self, user_id: str | None, candidates: Sequence[str],
+             context: Mapping[str, Any] | None = None, k: int | None = None) -> RecommendResponse:
+        """Order the client's ``candidates`` for a user (or anonymously) in a context.
+
+        Every candidate is ranked (seen or unavailable ones too; the client chose them):
+        those the model scores first, then the others by popularity, and items the user
+        disliked last. ``k`` keeps the first ``k`` (default: all). The response's ``rec_id``
+        is what :meth:`reward` takes.
+        """
+        uid = check_id(user_id, "user_id") if user_id is not None else None
+        cands = _id_list(candidates, "candidates")
+        if not cands:
+            raise InvalidInput("candidates must hold at least one item id")
+        if len(set(cands)) != len(cands):
+            dup = next(c for n, c in enumerate(cands) if c in cands[:n])
+            raise InvalidInput(f"candidates holds {dup!r} twice")
+        k = len(cands) if k is None else _check_k(k)
+        ctx = check_mapping(context, "context")
+        self.refresh()
+        raw = self._raw_history(uid)
+        state = self._current(raw, cands)
+        positions = self._positions(state, cands, "candidates")
+        stored_uid = self.store.stored_user_id(uid) if uid is not None else None
+        hist = self._history(state, raw, np.zeros(0, np.int64))
+        scores = self._score(state, stored_uid, hist, ctx)
+        allowed = np.zeros(len(state.catalog), dtype=bool)
+        allowed[positions] = True
+        disliked = positions[np.isin(positions, hist.disliked)]
+        allowed[disliked] = False
+        items = self._top(state, scores, allowed, k)
+        # Negative feedback ranks last, below everything else, whatever the model says.
+        low = min((it.score for it in items), default=0.0) - 1.0
+        for p in disliked[: max(0, k - len(items))].tolist():
+            items.append(RecommendedItem(state.catalog.item_ids[p], low, len(items) + 1,
+                                         source="disliked"))
+        return self._respond("rank", uid, stored_uid, items, "rank", ctx,
+                             {"candidates": cands, "k": k}, 1, None)
+
+    def reward(self, rec_id: str, item_id: str, reward: float, event_type: str = "reward",
+               ts: Any = None, *, user_id: str | None = None) -> str:
+        """Record the outcome of a shown item as an event; returns the event id.
+
+        The event (type ``event_type``, value ``reward``) belongs to the list's user (for an
+        anonymous list: ``user_id`` if given, else :data:`ANONYMOUS_USER_ID`) and carries the
+        list's context plus ``rec_id``, ``rank`` and ``model_version``. The id is derived from
+        (rec_id, item_id, event_type), so a retried call stores it once. Type ``reward`` has
+        weight 0 in training views by default; pass ``event_type="click"`` (say) to make the
+        reward count as that interaction.
+        """
+        rec_id = check_id(rec_id, "rec_id")
+        item_id = check_id(item_id, "item_id")
+        if isinstance(reward, bool) or not isinstance(reward, int | float) \
+                or not math.isfinite(reward):
+            raise InvalidInput(f"reward must be a finite number, got {reward!r}")
+        event_type = check_event_type(event_type)
+        rec = self._impressions.get(rec_id)
+        if item_id not in rec.items:
+            raise InvalidInput(f"item_id {item_id!r} was not shown in {rec_id!r}; it showed "
+                               f"{len(rec.items)} items")
+        stored = rec.user_id is not None
+        if rec.user_id is not None:
+            if user_id is not None and self.store.stored_user_id(user_id) != rec.user_id:
+                raise InvalidInput(f"user_id {user_id!r} is not the user of {rec_id!r}")
+            uid = rec.user_id
+        else:
+            uid = check_id(user_id, "user_id") if user_id is not None else ANONYMOUS_USER_ID
+        key = f"{rec_id}\x1f{item_id}\x1f{event_type}".encode()
+        event_id = "rw" + hashlib.sha256(key).hexdigest()[:32]
+        context = {**(rec.context or {}), "rec_id": rec_id,
+                   "rank": rec.items.index(item_id) + 1, "model_version": rec.model_version}
+        self.store.add_events(
+            [Event(uid, item_id, event_type, float(reward), ts if ts is not None else utcnow(),
+                   context, event_id)],
+            stored_user_ids=stored,
+        )
+        return event_id
+
+    def profile(self, user_id: str) -> dict[str, Any]:
+        """What the engine knows of a user, JSON-ready: attributes, event counts per type,
+        first/last seen, top categories, recent items, whether the model knows them.
+        :class:`NotFound` for an unknown user."""
+        user = self.store.get_user(user_id)
+        events = self.store.user_events(user_id, limit=self.history_limit)
+        state = self._state
+        by_type: dict[str, int] = {}
+        cats: dict[str, int] = {}
+        weight_of = dict(zip(state.catalog.type_names, state.catalog.type_weights.tolist(),
+                             strict=True))
+        for ev in events:
+            by_type[ev.type] = by_type.get(ev.type, 0) + 1
+            p = state.catalog.pos.get(ev.item_id)
+            if p is not None and weight_of.get(ev.type, 1.0) > 0:
+                for c in state.catalog.item_categories[p]:
+                    cats[c] = cats.get(c, 0) + 1
+        times = [e.timestamp for e in events if e.timestamp is not None]
+        art = state.artifact
+        return {
+            "user_id": user_id,
+            "attributes": user.attributes,
+            "created_at": user.created_at,
+            "n_events": len(events),
+            "events_by_type": by_type,
+            "first_seen": min(times) if times else None,
+            "last_seen": max(times) if times else None,
+            "top_categories": [{"category": c, "events": n} for c, n in
+                               sorted(cats.items(), key=lambda kv: (-kv[1], kv[0]))[:10]],
+            "recent_items": [e.item_id for e in reversed(events[-10:])],
+            "in_model": art is not None and self.store.stored_user_id(user_id) in art.user_pos,
+            "model_version": art.version if art is not None else None,
+        }
+
+    # ------------------------------------------------------------------ request internals
+
+    def _raw_history(self, user_id: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """The user's newest events as store (item_idx, type_idx): the one query per request."""
+        if user_id is None:
+            return None
+        return self.store.user_history(user_id, self.history_limit)
+
+    def _current(self, raw: tuple[np.ndarray, np.ndarray] | None,
+                 *id_lists: Sequence[str]) -> _State:
+        """The state to answer with: the current one, reloaded first (once) when the request
+        or the history names items or event types newer than its catalogue. Every position
+        of one request comes from this one state."""
+        state = self._state
+        cat = state.catalog
+        stale = any(i not in cat.pos for ids in id_lists for i in ids)
+        if not stale and raw is not None and raw[0].size:
+            idx, types = raw
+            stale = bool((cat.positions_of_store_idx(idx) < 0).any()
+                         or types.max() >= cat.type_weights.size)
+        if stale:
+            self.refresh(force=True)
+            state = self._state
+        return state
+
+    def _positions(self, state: _State, ids: Sequence[str], field: str) -> np.ndarray:
+        """Catalogue positions of item ids; :class:`NotFound` naming the first unknown one."""
+        if not ids:
+            return np.zeros(0, dtype=np.int64)
+        got = state.catalog.positions(ids, field)
+        if isinstance(got, str):
+            raise NotFound(f"unknown item_id {got!r} in {field}")
+        return got
+
+    def _history(self, state: _State, raw: tuple[np.ndarray, np.ndarray] | None,
+                 session: np.ndarray) -> _History:
+        cat = state.catalog
+        if raw is not None:
+            idx, types = raw
+            pos = cat.positions_of_store_idx(idx)
+            keep = (pos >= 0) & (types < cat.type_weights.size)
+            pos, types = pos[keep], types[keep]
+            weights = cat.type_weights[types]
+        else:
+            pos, types = np.zeros(0, np.int64), np.zeros(0, np.int64)
+            weights = np.zeros(0)
+        if session.size:
+            pos = np.concatenate([pos, session])
+            weights = np.concatenate([weights, np.ones(session.size)])
+            types = np.concatenate([types, np.full(session.size, -1)])
+        if not pos.size:
+            empty = np.zeros(0, np.int64)
+            return _History(empty, np.zeros(0), empty, empty, (empty, np.zeros(0), empty))
+        uniq, inv = np.unique(pos, return_inverse=True)
+        net = np.bincount(inv, weights=weights)
+        if (weights > 0).all():  # the usual history: only positive events
+            return _History(uniq, net, uniq, np.zeros(0, np.int64), (pos, weights, types))
+        negative = np.bincount(inv, weights=weights < 0) > 0
+        nonzero = np.bincount(inv, weights=weights != 0) > 0
+        pos_mask = net > 0
+        return _History(uniq[pos_mask], net[pos_mask], uniq[nonzero],
+                        uniq[(net <= 0) & negative], (pos, weights, types))
+
+    def _score(self, state: _State, stored_uid: str | None, hist: _History,
+               context: Mapping[str, Any] | None) -> np.ndarray | None:
+        """Model scores over the model's columns, or None (popularity)."""
+        art = state.artifact
+        if art is None:
+            return None
+        model = art.model
+        if model.scores_histories:
+            cols = state.col_of_pos[hist.positive]
+            known = cols >= 0
+            if not known.any():
+                return None
+            scores = model.score_history(cols[known], hist.weights[known], context)
+            if self.dislike_strength > 0 and hist.disliked.size:
+                neg_cols = state.col_of_pos[hist.disliked]
+                neg_cols = neg_cols[neg_cols >= 0]
+                if neg_cols.size:
+                    scores = scores - np.float32(self.dislike_strength) * model.score_history(
+                        neg_cols, None, context)
+            return scores
+        if stored_uid is not None and stored_uid in art.user_pos:
+            return model.score_users([art.user_pos[stored_uid]], context)[0]
+        return None
+
+    def _top(self, state: _State, scores: np.ndarray | None, allowed: np.ndarray,
+             k: int) -> list[RecommendedItem]:
+        """Best ``k`` allowed positions: model-scored first, then by popularity."""
+        ids = state.catalog.item_ids
+        out: list[RecommendedItem] = []
+        if scores is not None:
+            ok = allowed[state.scored_pos]
+            best, values = _best(state.scored_pos[ok], scores[state.scored_cols[ok]], k)
+            out = [RecommendedItem(ids[p], v, r)
+                   for r, (p, v) in enumerate(zip(best, values, strict=True), 1)]
+            # the model's items were all considered above, scored or not (NaN)
+            allowed = allowed & state.unscored
+        if len(out) < k:
+            rest = np.flatnonzero(allowed)
+            best, values = _best(rest, state.popularity[rest], k - len(out))
+            out += [RecommendedItem(ids[p], v, r, source="popularity")
+                    for r, (p, v) in enumerate(zip(best, values, strict=True), len(out) + 1)]
+        return out
+
+    def _explain(self, state: _State, items: list[RecommendedItem], hist: _History,
+                 filters: Filters) -> list[RecommendedItem]:
+        """Reasons: for model items, the history items contributing most to their score."""
+        cat = state.catalog
+        art = state.artifact
+        contrib = None
+        hist_pos = np.zeros(0, dtype=np.int64)
+        if art is not None and art.model.scores_histories and hist.positive.size:
+            cols = state.col_of_pos[hist.positive]
+            keep = np.flatnonzero(cols >= 0)
+            keep = keep[np.argsort(-hist.weights[keep], kind="stable")[:50]]
+            if keep.size:
+                hist_pos = hist.positive[keep]
+                H = sp.csr_matrix((hist.weights[keep], (np.arange(keep.size), cols[keep])),
+                                  shape=(keep.size, art.model.n_items_), dtype=np.float32)
+                contrib = np.asarray(art.model.score_histories(H), dtype=np.float64)
+        out = []
+        type_of: dict[int, str] | None = None
+        for it in items:
+            p = cat.pos[it.item_id]
+            reasons: list[str] = []
+            if it.source == "popularity":
+                where = f" in {', '.join(filters.categories)}" if filters.categories else ""
+                reasons.append(f"popular{where}")
+            elif contrib is not None and state.col_of_pos[p] >= 0:
+                c = contrib[:, state.col_of_pos[p]]
+                for j in np.argsort(-c, kind="stable")[:3]:
+                    if c[j] <= 0:
+                        break
+                    h = int(hist_pos[j])
+                    name = cat.titles[h] or cat.item_ids[h]
+                    if type_of is None:
+                        type_of = hist.type_of(cat)
+                    reasons.append(f"because of {name!r} ({type_of.get(h, 'view')})")
+            if not reasons:
+                reasons.append("matches your past activity" if it.source == "model"
+                               else "popular")
+            out.append(RecommendedItem(it.item_id, it.score, it.rank, reasons, it.source))
+        return out
+
+    def _chain(self, after: str | None,
+               stored_uid: str | None) -> tuple[Recommendation | None, set[str]]:
+        """The page ``after`` names and every item its chain of pages has shown."""
+        if after is None:
+            return None, set()
+        try:
+            parent = self._impressions.get(after)
+        except NotFound:
+            raise NotFound(f"unknown rec_id {after!r} in after") from None
+        if parent.kind != "recommend":
+            raise InvalidInput(f"after must name a recommendation list; {after!r} is a "
+                               f"{parent.kind!r} list")
+        if parent.user_id != stored_uid:
+            raise InvalidInput(f"after names {after!r}, a list for another user")
+        shown = set(parent.items)
+        cur = parent
+        for _ in range(MAX_PAGES):
+            if cur.parent_rec_id is None:
+                break
+            try:  # the parents were found before: do not wait for a forgotten one
+                cur = self._impressions.get(cur.parent_rec_id, wait=False)
+            except NotFound:
+                break
+            shown.update(cur.items)
+        return parent, shown
+
+    def _respond(self, kind: str, user_id: str | None, stored_uid: str | None,
+                 items: list[RecommendedItem], strategy: str,
+                 context: Mapping[str, Any] | None, request: dict[str, Any], page: int,
+                 parent: str | None) -> RecommendResponse:
+        rec_id = new_rec_id()
+        version = self.model_version
+        if self.log_impressions:
+            self._impressions.add(Recommendation(
+                rec_id, kind, stored_uid, utcnow(), version, [it.item_id for it in items],
+                [it.score for it in items], None,
+                dict(context) if context else None, request, page, parent,
+            ))
+        return RecommendResponse(rec_id, user_id, items, version, strategy, page)
+
+    # ------------------------------------------------------------------ models
+
+    def train(self, model: str = "ease", params: Mapping[str, Any] | None = None, *,
+              background: bool = True) -> ModelVersion:
+        """Train a new model version on the store's data; returns it (status ``training``,
+        or its final status with ``background=False``).
+
+        The model name and parameters are checked now (:class:`InvalidInput`). In the job:
+        validation against the active version on a P1 validation split, fit on all data,
+        save under ``models_dir/<version>/``; then the version is activated and swapped in,
+        unless its validation NDCG@10 is more than 1 % worse than the active one's (status
+        ``ready`` and a ``message`` saying why). A failure marks it ``failed`` with the error;
+        the old version keeps serving. One job at a time: :class:`InvalidInput` while one runs
+        (in this process, or a recent one in the store).
+        """
+        params = check_model(model, dict(params or {}))
+        with self._train_lock:
+            if self._job is not None and self._job.is_alive():
+                raise InvalidInput(f"a training job is running ({self._job_version}); wait "
+                                   "for it to finish")
+            now = utcnow()
+            for mv in self.store.model_versions():
+                if mv.status == "training" and now - mv.created_at < TRAINING_TIMEOUT:
+                    raise InvalidInput(f"model version {mv.version} is being trained since "
+                                       f"{time.strftime('%H:%M:%S', time.gmtime(mv.created_at))}"
+                                       " UTC; wait for it to finish")
+            mv = self.store.add_model_version(ModelVersion(
+                new_version_id(model), model, params, "training", now))
+            self._job_version = mv.version
+            self._job = threading.Thread(target=self._run_training, args=(mv,),
+                                         name=f"personae-train-{mv.version}", daemon=True)
+            self._job.start()
+        if not background:
+            self._job.join()
+            return self.store.get_model_version(mv.version)
+        return mv
+
+    def wait(self, timeout: float | None = None) -> ModelVersion | None:
+        """Wait for the training job started here (if any); its version as stored now."""
+        job, version = self._job, self._job_version
+        if job is None or version is None:
+            return None
+        job.join(timeout)
+        return self.store.get_model_version(version)
+
+    def _run_training(self, mv: ModelVersion) -> None:
+        try:
+            active_id = self.store.active_model_version()
+            active = self.store.get_model_version(active_id) if active_id else None
+            fields, activate, message = train_version(self.store, mv, self.models_dir, active)
+            self.store.update_model_version(mv.version, status="ready", finished_at=utcnow(),
+                                            message=message, **fields)
+            if activate:
+                self.activate(mv.version)
+            log.info("trained %s: %s", mv.version, message or "activated")
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded, the old model serves
+            log.exception("training %s failed", mv.version)
+            self.store.update_model_version(mv.version, status="failed", finished_at=utcnow(),
+                                            message=f"{type(exc).__name__}: {exc}")
+
+    def models(self) -> list[ModelVersion]:
+        """Every model version, newest first, with status, metrics and message."""
+        return self.store.model_versions()
+
+    def activate(self, version: str) -> ModelVersion:
+        """Serve ``version`` (``ready`` or ``retired``) from now on, here and, through
+        :meth:`refresh`, in every process. Its artifact is loaded before anything changes."""
+        mv = self.store.get_model_version(version)
+        if mv.status not in ("ready", "retired", "active"):
+            raise InvalidInput(f"model version {version!r} is {mv.status!r}; only ready or "
+                               "retired versions can be activated")
+        artifact = self._load(version)
+        mv = self.store.activate_model_version(version)
+        self._swap(artifact)
+        return mv
+
+    def rollback(self) -> ModelVersion:
+        """Serve again the version that served before the active one."""
+        mv = self.store.rollback_model_version()
+        self._swap(self._load(mv.version))
+        return mv
+
+    def _swap(self, artifact: Artifact) -> None:
+        with self._refresh_lock:
+            self._failed_loads.discard(artifact.version)
+            self._state = self._build_state(self._state.catalog, artifact)
+
+
+def _best(positions: np.ndarray, scores: np.ndarray, k: int) -> tuple[list[int], list[float]]:
+    """The ``k`` highest finite ``scores`` and their ``positions``, best first (ties: lower
+    position), as Python lists."""
+    finite = np.isfinite(scores)
+    if not finite.all():
+        positions, scores = positions[finite], scores[finite]
+    if not positions.size or k <= 0:
+        return [], []
+    if positions.size > k:
+        # the k-th value and every tie of it, so that ties break by position below
+        kth = np.partition(scores, positions.size - k)[positions.size - k]
+        top = scores >= kth
+        positions, scores = positions[top], scores[top]
+    order = np.lexsort((positions, -scores))[:k]
+    return positions[order].tolist(), scores[order].tolist()
+
+
+def _default_models_dir(store: Store) -> Path:
+    url = make_url(store.url)
+    if store.backend == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).parent / "models"  # type: ignore[arg-type]
+    return default_data_dir() / "models"
+
+
+__all__ = ["ANONYMOUS_USER_ID", "MAX_IDS", "Engine"]

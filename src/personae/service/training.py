@@ -1,0 +1,167 @@
+"""Training a model version: validate against the active one, fit on everything, save.
+
+An artifact folder ``<models_dir>/<version>/`` holds ``model/`` (:meth:`Recommender.save`:
+JSON + npz, no pickle) and ``index.json`` (the training matrix's ``item_ids``/``user_ids`` and
+each item's count of positive events, for the popularity fallback). It is written under a
+temporary name and renamed, so a reader never sees half an artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from personae.errors import InvalidInput, PersonaeError
+
+if TYPE_CHECKING:
+    from personae.models.base import Recommender
+    from personae.store import ModelVersion, Store
+
+INDEX_FORMAT = "personae.serving-index/1"
+#: Validation metric deciding activation, and how much worse (relative) a new version may be.
+VALIDATION_METRIC = "ndcg@10"
+TOLERANCE = 0.01
+
+
+@dataclass(frozen=True, eq=False)
+class Artifact:
+    """A loaded model version: the model and its index maps."""
+
+    version: str
+    model: Recommender
+    item_ids: list[str]
+    user_pos: dict[str, int]
+    popularity: np.ndarray  # float64 (n_model_items,), positive events per model column
+
+
+def check_model(model: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate a model name and its hyper-parameters now (not in the background thread)."""
+    from personae.models import get_model_class
+
+    cls = get_model_class(model)
+    params = dict(params or {})
+    try:
+        json.dumps(params, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"params must be JSON numbers, strings, lists or objects: {exc}") \
+            from None
+    valid = cls._param_names()
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise InvalidInput(
+            f"{cls.__name__} has no parameter {unknown[0]!r} (params); valid: {', '.join(valid)}"
+        )
+    cls(**params)._validate_params()
+    return params
+
+
+def new_version_id(model: str) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    return f"v{stamp}-{model}-{os.urandom(2).hex()}"
+
+
+def train_version(store: Store, mv: ModelVersion, models_dir: Path,
+                  active: ModelVersion | None) -> tuple[dict[str, Any], bool, str | None]:
+    """Validate, fit and save ``mv``; returns (fields to store, activate?, message).
+
+    Validation: P1 (:func:`personae.evaluate.random_holdout`) validation split of the current
+    data; the new model and a fresh model of the active version's kind and parameters are fit
+    on its train part and scored on its test part with NDCG@10. The new version is to be
+    activated unless it is worse than the active one by more than :data:`TOLERANCE` (relative).
+    """
+    from personae.data.interactions import Interactions
+    from personae.evaluate import evaluate, random_holdout
+    from personae.models import create
+
+    view = Interactions.from_store(store)
+    if view.nnz == 0:
+        raise InvalidInput("the store holds no positive events to train on")
+    split = random_holdout(view)
+
+    def validate(model: str, params: dict[str, Any]) -> dict[str, float]:
+        res = evaluate(create(model, **params), split, ks=(10,), on="validation",
+                       memory="none")
+        return {"ndcg@10": res.metrics.get("ndcg@10", math.nan),
+                "recall@10": res.metrics.get("recall@10", math.nan),
+                "n_validation_users": res.n_users}
+
+    metrics: dict[str, Any] = {"split": "p1-validation", **validate(mv.model, mv.params)}
+    new_score = metrics[VALIDATION_METRIC]
+    activate, message = True, None
+    if active is not None:
+        old = validate(active.model, active.params)
+        metrics["active_version"] = active.version
+        metrics[f"active_{VALIDATION_METRIC}"] = old[VALIDATION_METRIC]
+        old_score = old[VALIDATION_METRIC]
+        if math.isnan(new_score) or math.isnan(old_score):
+            message = "activated without comparison: too few events for a validation split"
+        elif new_score < old_score * (1.0 - TOLERANCE):
+            activate = False
+            message = (
+                f"not activated: validation {VALIDATION_METRIC} {new_score:.4f} is worse than "
+                f"the active version {active.version}'s {old_score:.4f} by more than "
+                f"{TOLERANCE:.0%}; activate it by hand to serve it anyway"
+            )
+    model = create(mv.model, **mv.params).fit(view)
+    positive = view.event_weights > 0
+    popularity = np.bincount(view.event_items[positive], minlength=view.n_items)
+    save_artifact(models_dir / mv.version, model, list(map(str, view.item_ids)),
+                  list(map(str, view.user_ids)), popularity)
+    fields = {
+        "metrics": _finite(metrics), "fingerprint": model.fingerprint_,
+        "n_users": view.n_users, "n_items": view.n_items, "n_events": view.n_events,
+    }
+    return fields, activate, message
+
+
+def save_artifact(folder: Path, model: Recommender, item_ids: list[str], user_ids: list[str],
+                  popularity: np.ndarray) -> Path:
+    """Write a version's folder atomically (temporary name, then rename)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save(tmp / "model")
+    index = {"format": INDEX_FORMAT, "item_ids": item_ids, "user_ids": user_ids,
+             "popularity": [int(v) for v in popularity]}
+    (tmp / "index.json").write_text(json.dumps(index))
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
+
+
+def load_artifact(folder: Path, version: str) -> Artifact:
+    """Read a version's folder; :class:`PersonaeError` naming what is missing or wrong."""
+    from personae.models import load_model
+
+    try:
+        index = json.loads((folder / "index.json").read_text())
+    except FileNotFoundError:
+        raise PersonaeError(
+            f"model version {version!r} has no artifact at {folder} (was it trained with "
+            "another models_dir?)"
+        ) from None
+    if index.get("format") != INDEX_FORMAT:
+        raise PersonaeError(f"{folder / 'index.json'} has format {index.get('format')!r}, "
+                            f"expected {INDEX_FORMAT!r}")
+    model = load_model(folder / "model")
+    item_ids, user_ids = index["item_ids"], index["user_ids"]
+    if (len(user_ids), len(item_ids)) != (model.n_users_, model.n_items_):
+        raise PersonaeError(f"{folder}: the index does not match the model's shape")
+    return Artifact(version, model, item_ids, {u: n for n, u in enumerate(user_ids)},
+                    np.asarray(index["popularity"], dtype=np.float64))
+
+
+def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
+    """NaN → None, so that the metrics are valid JSON."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in metrics.items()}

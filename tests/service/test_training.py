@@ -1,0 +1,90 @@
+"""Training in the background, validation against the active version, swaps, refresh, rollback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from personae import InvalidInput, NotFound, Store
+from personae.models.ease import EASE
+from personae.service import Engine, RecommendRequest
+
+
+def test_background_training_activates_and_swaps(planted: Store, tmp_path: Path) -> None:
+    eng = Engine(planted, tmp_path / "models", refresh_interval=0.0)
+    mv = eng.train("ease", {"l2": 1.0})
+    assert mv.status == "training"
+    with pytest.raises(InvalidInput, match="running|being trained"):
+        eng.train("ease")
+    done = eng.wait(60)
+    assert done is not None and done.status == "active", done
+    assert eng.model_version == mv.version == planted.active_model_version()
+    assert done.metrics["ndcg@10"] > 0 and done.n_events == 240
+    assert (tmp_path / "models" / mv.version / "index.json").exists()
+    assert eng.recommend(RecommendRequest("u1")).strategy == "model"
+    eng.close()
+
+
+def test_worse_model_is_kept_ready_with_a_message(engine: Engine) -> None:
+    good = engine.model_version
+    worse = engine.train("popularity", background=False)
+    assert worse.status == "ready"
+    assert "not activated" in worse.message and good in worse.message
+    assert worse.metrics["active_ndcg@10"] > worse.metrics["ndcg@10"]
+    assert engine.model_version == good == engine.store.active_model_version()
+
+
+def test_failed_training_keeps_the_old_version(engine: Engine,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    good = engine.model_version
+
+    def boom(self, X, view):  # type: ignore[no-untyped-def]
+        raise RuntimeError("out of memory (planted)")
+
+    monkeypatch.setattr(EASE, "_fit", boom)
+    failed = engine.train("ease", background=False)
+    assert failed.status == "failed" and "out of memory (planted)" in failed.message
+    assert engine.model_version == good
+    assert engine.recommend(RecommendRequest("u1")).model_version == good
+    with pytest.raises(InvalidInput, match="failed"):
+        engine.activate(failed.version)
+
+
+def test_bad_model_or_params_are_refused_at_once(engine: Engine) -> None:
+    n = len(engine.models())
+    with pytest.raises(InvalidInput, match="unknown model 'easy'"):
+        engine.train("easy")
+    with pytest.raises(InvalidInput, match="'l3'"):
+        engine.train("ease", {"l3": 1})
+    with pytest.raises(InvalidInput, match="l2"):
+        engine.train("ease", {"l2": -1.0})
+    assert len(engine.models()) == n
+
+
+def test_second_engine_refreshes_activate_and_rollback(engine: Engine, store_url: str,
+                                                       tmp_path: Path) -> None:
+    other_store = Store(store_url)
+    other = Engine(other_store, tmp_path / "models", refresh_interval=0.0)
+    first = engine.model_version
+    assert other.model_version == first
+    second = engine.train("ease", {"l2": 2.0}, background=False)
+    assert second.status == "active"
+    assert other.refresh() is True and other.model_version == second.version
+    assert other.recommend(RecommendRequest("u1")).model_version == second.version
+    assert {m.version: m.status for m in engine.models()} == {first: "retired",
+                                                              second.version: "active"}
+    back = engine.rollback()
+    assert back.version == first and engine.model_version == first
+    assert other.refresh() and other.model_version == first
+    engine.activate(second.version)
+    assert engine.store.get_model_version(first).status == "retired"
+    with pytest.raises(NotFound):
+        engine.activate("v-none")
+    other_store.close()
+
+
+def test_rollback_without_history_says_so(planted: Store, tmp_path: Path) -> None:
+    eng = Engine(planted, tmp_path / "m")
+    with pytest.raises(InvalidInput, match="no earlier model version"):
+        eng.rollback()
