@@ -244,9 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"bench_models: {', '.join(missing)} not installed in {sys.executable}; "
                        "run `bash bench/setup_peers.sh` and use bench/.venv-peers/bin/python\n")
 
-    command = "bench/.venv-peers/bin/python bench/bench_models.py" + (
-        " " + shlex.join(argv if argv is not None else sys.argv[1:])
-        if (argv if argv is not None else sys.argv[1:]) else "")
+    command = command_line("bench/.venv-peers/bin/python bench/bench_models.py", argv)
     started = time.time()
     runs: list[dict[str, Any]] = []
     failures: list[str] = []
@@ -310,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # ---------------------------------------------------------------------- reporting
+
+
+def command_line(program: str, argv: list[str] | None) -> str:
+    """The command that reproduces this run: ``program`` and its arguments, shell-quoted."""
+    args = argv if argv is not None else sys.argv[1:]
+    return f"{program} {shlex.join(args)}" if args else program
 
 
 def environment() -> dict[str, Any]:

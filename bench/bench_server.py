@@ -39,7 +39,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SHARED = Path(os.environ.get("PERSONAE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+sys.path.insert(0, str(HERE))
 
+from bench_models import command_line, environment  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -228,11 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 server.wait(30)
             except subprocess.TimeoutExpired:
                 server.kill()
-    from bench_models import environment
-
-    report = {"command": "python bench/bench_server.py" + (
-        " " + " ".join(argv if argv is not None else sys.argv[1:])
-        if (argv if argv is not None else sys.argv[1:]) else ""),
+    report = {"command": command_line(".venv/bin/python bench/bench_server.py", argv),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1), "setup": info, "workers": args.workers,
         "duration_s": args.duration, "environment": environment(), "rows": rows}
@@ -291,5 +289,4 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
     sys.exit(main())

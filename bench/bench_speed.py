@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
 import peers  # noqa: E402
-from bench_models import environment, load_view, make_split  # noqa: E402
+from bench_models import command_line, environment, load_view, make_split  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -97,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"dataset": source, "task": f"top-20 for all {users.size:,} users, "
                              f"{name}", "personae_s": secs, "peer": None, "peer_s": None})
                 console.print(f"  top-20 all users, {name}: {secs:.4f} s")
-    report = {"command": "bench/.venv-peers/bin/python bench/bench_speed.py"
-              + (" " + " ".join(argv if argv is not None else sys.argv[1:])
-                 if (argv if argv is not None else sys.argv[1:]) else ""),
+    report = {"command": command_line("bench/.venv-peers/bin/python bench/bench_speed.py", argv),
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
               "repeats": args.repeats, "environment": environment(), "rows": rows,
               "threads": {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS",

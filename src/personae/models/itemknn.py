@@ -190,10 +190,15 @@ def _similarity(W: sp.csr_matrix, X: sp.csr_matrix, *, k: int, cosine: bool, alp
     """Top-``k``-per-column item-item similarity of the columns of ``W``."""
     n_items = W.shape[1]
     k = min(k, max(n_items - 1, 1))
+    penalty = None
+    if beta > 0:  # RP3beta: the similarity to item j is divided by popularity_j ** beta
+        pop = np.diff(X.tocsc().indptr).astype(np.float64)
+        pop[pop == 0] = 1.0
+        penalty = pop ** -beta
     if shrinkage == 0 and (not cosine or alpha == 0.5) and n_items > 1:
         # A symmetric similarity whose per-target scaling (beta) does not change which
         # neighbours are kept: implicit's multi-threaded C++ all-pairs kNN does the heavy part.
-        S = _symmetric_knn(W, X, k, cosine, beta)
+        S = _symmetric_knn(W, k, cosine, penalty)
         if S is not None:
             return S
     Wt = W.T.tocsr()
@@ -207,10 +212,6 @@ def _similarity(W: sp.csr_matrix, X: sp.csr_matrix, *, k: int, cosine: bool, alp
         sq[sq == 0] = 1.0
         left = sq ** -alpha
         right = sq ** -(1.0 - alpha)
-    if beta > 0:
-        pop = np.diff(X.tocsc().indptr).astype(np.float64)
-        pop[pop == 0] = 1.0
-        penalty = pop ** -beta
     block = max(1, min(n_items, _BLOCK_CELLS // max(n_items, 1)))
     rows, cols, vals = [], [], []
     for start in range(0, n_items, block):
@@ -222,7 +223,7 @@ def _similarity(W: sp.csr_matrix, X: sp.csr_matrix, *, k: int, cosine: bool, alp
         if shrinkage > 0:
             C = (Xbt @ Xbc[:, start:stop]).toarray()
             D *= C / (C + shrinkage)
-        if beta > 0:
+        if penalty is not None:
             D *= penalty[None, start:stop]
         D[np.arange(start, stop), np.arange(stop - start)] = 0.0  # an item is not its neighbour
         if k < n_items:
@@ -243,10 +244,11 @@ def _similarity(W: sp.csr_matrix, X: sp.csr_matrix, *, k: int, cosine: bool, alp
     return S
 
 
-def _symmetric_knn(W: sp.csr_matrix, X: sp.csr_matrix, k: int, cosine: bool, beta: float
+def _symmetric_knn(W: sp.csr_matrix, k: int, cosine: bool, penalty: np.ndarray | None
                    ) -> sp.csr_matrix | None:
     """:func:`_similarity` for a symmetric similarity without shrinkage, through ``implicit``'s
-    all-pairs kNN (None when ``implicit`` is not installed)."""
+    all-pairs kNN (None when ``implicit`` is not installed); ``penalty`` scales each target
+    column after the neighbours are chosen."""
     try:
         from implicit.nearest_neighbours import all_pairs_knn
     except ImportError:
@@ -268,10 +270,8 @@ def _symmetric_knn(W: sp.csr_matrix, X: sp.csr_matrix, k: int, cosine: bool, bet
         rank = np.arange(target.size) - np.repeat(np.cumsum(counts) - counts, counts)
         keep = rank < k
         target, source, value = target[keep], source[keep], value[keep]
-    if beta > 0:
-        pop = np.diff(X.tocsc().indptr).astype(np.float64)
-        pop[pop == 0] = 1.0
-        value = value * pop[target] ** -beta
+    if penalty is not None:
+        value = value * penalty[target]
     S = sp.csr_matrix((value.astype(np.float32), (source, target)), shape=(n_items, n_items))
     S.sort_indices()
     return S
