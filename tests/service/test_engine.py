@@ -204,6 +204,24 @@ def test_events_on_items_newer_than_the_catalogue(store: Store, tmp_path: Path) 
     assert eng.similar("i3").item_ids == ["i1", "i2"]
 
 
+def test_categories_and_attributes_newer_than_the_catalogue(store: Store,
+                                                           tmp_path: Path) -> None:
+    """A filter on a category or attribute written after the catalogue was loaded is served
+    at once (the catalogue reloads), not refused as unknown until the next refresh."""
+    eng = Engine(store, tmp_path / "m", refresh_interval=3600.0)
+    store.upsert_items([Item("s1", categories=["shoes"], attributes={"size": 42}),
+                        Item("j1", categories=["jackets"])])
+    res = eng.recommend(RecommendRequest("u1", k=5, filters=Filters(categories=["shoes"])))
+    assert res.item_ids == ["s1"]
+    res = eng.recommend(RecommendRequest("u1", k=5, filters=Filters(attributes={"size": 42})))
+    assert res.item_ids == ["s1"]
+    # similar() takes the same filters: no "unknown category" (j1 shares no category with
+    # s1, so without a model the list holds nothing outside "shoes")
+    assert set(eng.similar("j1", filters=Filters(categories=["shoes"])).item_ids) <= {"s1"}
+    with pytest.raises(InvalidInput, match="unknown category 'boots'"):
+        eng.recommend(RecommendRequest("u1", filters=Filters(categories=["boots"])))
+
+
 def test_positions_of_store_indices_with_and_without_gaps(engine: Engine) -> None:
     """The catalogue maps store item_idx to positions by subtraction while item_idx has no
     gaps, by search once an item was deleted; both give -1 for indices it does not hold."""

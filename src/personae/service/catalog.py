@@ -132,6 +132,18 @@ class Catalog:
             allowed &= self._attribute(key, cond)
         return allowed
 
+    def knows(self, filters: Filters) -> bool:
+        """Whether every category and attribute key the filters name is in this catalogue
+        (if not, the catalogue may be older than the items: reload before refusing them)."""
+        names = (filters.categories or []) + (filters.exclude_categories or [])
+        return (all(c in self.categories for c in names)
+                and all(k in self._attribute_keys() for k in filters.attributes))
+
+    def _attribute_keys(self) -> set[str]:
+        if self._attr_keys is None:
+            self._attr_keys = {k for attrs in self.attributes for k in attrs}
+        return self._attr_keys
+
     def _category(self, name: str, field: str) -> np.ndarray:
         mask = self.categories.get(name)
         if mask is None:
@@ -141,10 +153,8 @@ class Catalog:
         return mask
 
     def _attribute(self, key: str, cond: Any) -> np.ndarray:
-        if self._attr_keys is None:
-            self._attr_keys = {k for attrs in self.attributes for k in attrs}
-        if key not in self._attr_keys:
-            known = sorted(self._attr_keys)
+        if key not in self._attribute_keys():
+            known = sorted(self._attribute_keys())
             raise InvalidInput(
                 f"no item has the attribute {key!r} (filters.attributes); "
                 f"known: {', '.join(map(repr, known[:20])) or 'none'}"

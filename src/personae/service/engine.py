@@ -316,7 +316,8 @@ class Engine:
         stored_uid = self.store.stored_user_id(uid) if uid is not None else None
         parent, shown = self._chain(req.after, stored_uid)
         raw = self._raw_history(uid)
-        state = self._current(raw, req.filters.exclude, req.session_items or [])
+        state = self._current(raw, req.filters.exclude, req.session_items or [],
+                              filters=req.filters)
         exclude = self._positions(state, req.filters.exclude, "filters.exclude")
         session = self._positions(state, req.session_items or [], "session_items")
         hist = self._history(state, raw, session)
@@ -354,7 +355,7 @@ class Engine:
         k = _check_k(k)
         flt = Filters.from_dict(filters)
         self.refresh()
-        state = self._current(None, [item_id], flt.exclude)
+        state = self._current(None, [item_id], flt.exclude, filters=flt)
         pos = self._positions(state, [item_id], "item_id")[0]
         exclude = self._positions(state, flt.exclude, "filters.exclude")
         cat = state.catalog
@@ -495,13 +496,14 @@ class Engine:
         return self.store.user_history(user_id, self.history_limit)
 
     def _current(self, raw: tuple[np.ndarray, np.ndarray] | None,
-                 *id_lists: Sequence[str]) -> _State:
+                 *id_lists: Sequence[str], filters: Filters | None = None) -> _State:
         """The state to answer with: the current one, reloaded first (once) when the request
-        or the history names items or event types newer than its catalogue. Every position
-        of one request comes from this one state."""
+        or the history names items, event types, categories or attribute keys newer than its
+        catalogue. Every position of one request comes from this one state."""
         state = self._state
         cat = state.catalog
         stale = any(i not in cat.pos for ids in id_lists for i in ids)
+        stale = stale or (filters is not None and not cat.knows(filters))
         if not stale and raw is not None and raw[0].size:
             idx, types = raw
             stale = bool((cat.positions_of_store_idx(idx) < 0).any()
