@@ -58,7 +58,8 @@ def test_store_written_by_revision_0001_opens_and_upgrades(store_url: str) -> No
         assert Interactions.from_store(store).nnz == 1
         # the new revision's feature works on the upgraded store
         store.add_events([Event("u2", "i1", "view")])
-        assert store.forget_user("u1") == {"users": 1, "events": 1, "recommendations": 0}
+        assert store.forget_user("u1") == {"users": 1, "events": 1, "recommendations": 0,
+                                            "model_versions": 0}
         assert store.add_events([Event("u1", "i1", "view")]).skipped == 1
         assert "id_hash_salt" in store.meta()
         # and revision 0003's: model versions, API keys, the impression log
@@ -78,13 +79,34 @@ def test_store_at_revision_0002_upgrades_to_0003(store_url: str) -> None:
         assert "model_versions" not in _tables(conn)
     engine.dispose()
     with Store(store_url) as store:
-        assert store.schema_revision() == "0003"
+        assert store.schema_revision() == schema.SCHEMA_REVISION
         from personae.store import ModelVersion, Recommendation
 
         store.add_model_version(ModelVersion("v1", "ease", {"l2": 10.0}, "ready", 1.0))
         assert store.activate_model_version("v1").status == "active"
         store.log_recommendation(Recommendation("r_1", "rank", None, 2.0, "v1", ["i1"], [0.5]))
         assert store.get_recommendation("r_1").items == ["i1"]
+
+
+def test_store_at_revision_0003_upgrades_to_0004(store_url: str) -> None:
+    engine = create_engine(store_url)
+    migrate.upgrade(engine, "0003")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO meta (key, value) VALUES ('created_by', 'personae 0.1.0'),"
+                          " ('pseudonymized', 'false'), ('id_hash_salt', 'ab12')"))
+        conn.execute(text("INSERT INTO model_versions (version, model, params, status,"
+                          " created_at) VALUES ('v-old', 'ease', '{}', 'training', 1)"))
+        assert "audit_log" not in _tables(conn)
+    engine.dispose()
+    with Store(store_url) as store:
+        assert store.schema_revision() == "0004"
+        old = store.get_model_version("v-old")
+        assert old.heartbeat_at is None and old.invalidated_at is None
+        # a job from before the upgrade never beats: it is failed, not left blocking
+        assert store.fail_stale_training(60.0) == ["v-old"]
+        assert store.get_model_version("v-old").status == "failed"
+        store.audit("test", "s1", {"n": 1})
+        assert [(a["action"], a["detail"]) for a in store.audit_log("s1")] == [("test", {"n": 1})]
 
 
 def test_newer_schema_is_refused(store_url: str) -> None:

@@ -235,7 +235,7 @@ def test_export_user_is_json_with_everything(store: Store) -> None:
 def test_forget_user_removes_every_row_and_stays_gone(store: Store) -> None:
     _populate(store)
     report = store.forget_user("alice")
-    assert report == {"users": 1, "events": 2, "recommendations": 0}
+    assert report == {"users": 1, "events": 2, "recommendations": 0, "model_versions": 0}
     with pytest.raises(NotFound):
         store.get_user("alice")
     with store.engine.connect() as conn:
@@ -296,7 +296,7 @@ def test_pseudonymised_ids_never_reach_the_database(make_store) -> None:  # type
     exported = store.export_user("alice@example.com")
     assert exported["user_id"] == "alice@example.com" and exported["stored_user_id"] == stored[0]
     assert store.forget_user("alice@example.com") == {"users": 1, "events": 1,
-                                                     "recommendations": 0}
+                                                     "recommendations": 0, "model_versions": 0}
 
 
 def test_pseudonym_key_is_checked(make_store) -> None:  # type: ignore[no-untyped-def]

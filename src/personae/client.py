@@ -303,8 +303,10 @@ class _Calls:
         return _Call("GET", f"/v1/items/{_path_id(item_id)}", parse=lambda d: Item(**d))
 
     @staticmethod
-    def delete_item(item_id: str) -> _Call:
-        return _Call("DELETE", f"/v1/items/{_path_id(item_id)}", parse=lambda d: None)
+    def delete_item(item_id: str, purge: bool = False) -> _Call:
+        return _Call("DELETE", f"/v1/items/{_path_id(item_id)}",
+                     params={"purge": "true"} if purge else None,
+                     parse=lambda d: dict(d["deleted"]) if d.get("deleted") else None)
 
     @staticmethod
     def send_events(events: Iterable[Event | Mapping[str, Any]]) -> _Call:
@@ -474,9 +476,10 @@ class Client:
     def get_item(self, item_id: str) -> Item:
         return self._send(_Calls.get_item(item_id))  # type: ignore[no-any-return]
 
-    def delete_item(self, item_id: str) -> None:
-        """Mark an item unavailable (its history is kept)."""
-        self._send(_Calls.delete_item(item_id))
+    def delete_item(self, item_id: str, *, purge: bool = False) -> dict[str, int] | None:
+        """Mark an item unavailable (its history is kept); with ``purge`` (admin) delete it
+        and its events for good and return the rows deleted per table."""
+        return self._send(_Calls.delete_item(item_id, purge))  # type: ignore[no-any-return]
 
     # -- events
     def send_events(self, events: Iterable[Event | Mapping[str, Any]]) -> WriteResult:
@@ -588,8 +591,9 @@ class AsyncClient:
     async def get_item(self, item_id: str) -> Item:
         return await self._send(_Calls.get_item(item_id))  # type: ignore[no-any-return]
 
-    async def delete_item(self, item_id: str) -> None:
-        await self._send(_Calls.delete_item(item_id))
+    async def delete_item(self, item_id: str, *,
+                          purge: bool = False) -> dict[str, int] | None:
+        return await self._send(_Calls.delete_item(item_id, purge))  # type: ignore[no-any-return]
 
     async def send_events(self, events: Iterable[Event | Mapping[str, Any]]) -> WriteResult:
         return await self._send(_Calls.send_events(events))  # type: ignore[no-any-return]

@@ -169,6 +169,7 @@ def test_users_crud_forget_and_export(live: LiveServer) -> None:
         deleted = r.json()["deleted"]
         assert r.json()["user_id"] == "alice"
         assert deleted["users"] == 1 and deleted["events"] == 2
+        assert r.json()["model_state_removed"] == []  # no model holds alice yet
         _error(c.get("/v1/users/alice"), 404)
         _error(c.delete("/v1/users/alice"), 404)
         # a forgotten user's data is refused
@@ -196,6 +197,14 @@ def test_items_crud_and_delete_marks_unavailable(live: LiveServer) -> None:
         assert c.get("/v1/items/sku-2").json()["available"] is False
         _error(c.get("/v1/items/sku-none"), 404)
         _error(c.delete("/v1/items/sku-none"), 404)
+        # deleting for good needs an admin, and names the parameter
+        err = _error(c.delete("/v1/items/sku-2", params={"purge": "true"}), 403)
+        assert err["field"] == "purge" and "admin" in err["message"]
+        c.post("/v1/events", json={"events": [{"user_id": "u01", "item_id": "sku-2"}]})
+    with live.client("admin") as c:
+        r = c.delete("/v1/items/sku-2", params={"purge": "true"})
+        assert r.json()["deleted"] == {"items": 1, "events": 1}
+        _error(c.get("/v1/items/sku-2"), 404)
 
 
 def test_events_are_idempotent_and_counted(live: LiveServer) -> None:

@@ -76,13 +76,24 @@ def test_a_list_of_another_process_is_waited_for(
         worker.close()
 
 
-def test_an_unknown_rec_id_is_not_found_after_the_wait(engine: Engine) -> None:
+def test_an_unknown_rec_id_is_waited_for_only_when_it_is_new(engine: Engine) -> None:
+    """Regression: every unknown id used to cost the full 0.2 s wait (a blocked worker). The
+    id carries its issue time: a fresh unknown id is waited for, an old or foreign one not."""
+    from personae.store.serving import new_rec_id, rec_id_time
+
+    fresh = new_rec_id()
+    assert abs(rec_id_time(fresh) - time.time()) < 1.0  # type: ignore[operator]
     started = time.monotonic()
-    with pytest.raises(NotFound, match="r_nope"):
-        engine.recommend(RecommendRequest("u1", after="r_nope"))
+    with pytest.raises(NotFound, match=fresh):
+        engine.recommend(RecommendRequest("u1", after=fresh))
     assert 0.15 <= time.monotonic() - started < 2.0
-    with pytest.raises(NotFound, match="r_nope"):
-        engine.reward("r_nope", "a1", 1.0)
+    for old in ("r_nope", new_rec_id(time.time() - 3600)):
+        started = time.monotonic()
+        with pytest.raises(NotFound, match=old):
+            engine.recommend(RecommendRequest("u1", after=old))
+        assert time.monotonic() - started < 0.1
+        with pytest.raises(NotFound, match=old):
+            engine.reward(old, "a1", 1.0)
 
 
 def test_lists_of_a_user_forgotten_before_the_write_are_dropped(

@@ -358,6 +358,34 @@ class Recommender(ABC):
 
     # ------------------------------------------------------------------ persistence
 
+    def forget_users(self, users: np.ndarray | Sequence[int]) -> None:
+        """Remove what the model holds of these training users (rows), in place.
+
+        Their rows of the training matrix and of every per-user state array (a learned array
+        whose name starts with ``user`` and whose first axis is the users, e.g. ALS's
+        ``user_factors``) are zeroed: scoring them falls back to what any unknown user gets.
+        Item-side parameters still reflect their data until the model is retrained.
+        """
+        self._check_fitted()
+        rows = np.asarray(users, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n_users_):
+            raise InvalidInput(f"user rows must be in [0, {self.n_users_}), got {rows.tolist()}")
+        X = self.user_items_.tocsr(copy=True)
+        for r in rows.tolist():
+            X.data[X.indptr[r]:X.indptr[r + 1]] = 0.0
+        X.eliminate_zeros()
+        self.user_items_ = X
+        state = self._get_state()
+        changed = False
+        for key, arr in state.items():
+            if key.startswith("user") and arr.ndim >= 1 and arr.shape[0] == self.n_users_:
+                arr = np.array(arr, copy=True)
+                arr[rows] = 0
+                state[key] = arr
+                changed = True
+        if changed:
+            self._set_state(state)
+
     def _get_state(self) -> dict[str, np.ndarray]:
         """Learned arrays to save (beyond the training matrix, which is always saved)."""
         return {}

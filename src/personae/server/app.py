@@ -17,6 +17,7 @@ fifth to a quarter of their cost; with one worker per core nothing runs beside t
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import math
 import time
@@ -24,7 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, Path, Query
+from fastapi import FastAPI, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -152,7 +153,8 @@ def create_app(store: str | Store | None = None, *,
         # The refresh loop below loads new versions and catalogues in a background thread, so
         # the engine's own refresh at the start of each request is turned off: a request
         # never waits for a model to load.
-        engine = Engine(st, models_dir=settings.models_dir, refresh_interval=math.inf)
+        engine = Engine(st, models_dir=settings.models_dir, refresh_interval=math.inf,
+                        retrain_after_forget=settings.retrain_after_forget)
         background_refresh = True
     else:
         background_refresh = False
@@ -170,16 +172,31 @@ def create_app(store: str | Store | None = None, *,
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         metrics.set_model_version(eng.model_version)
-        task = asyncio.create_task(_refresh_loop())
+        _freeze()
+        tasks = [asyncio.create_task(_refresh_loop()), asyncio.create_task(_maintenance_loop())]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             eng.flush()  # the impressions still queued (a running training job is not waited for)
             if owns_store:
                 st.close()
+
+    async def _maintenance_loop() -> None:
+        # Stale training jobs, retraining after a user was forgotten (Engine.maintain).
+        interval = max(settings.maintenance_interval, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                done = await run_in_threadpool(eng.maintain)
+                if done.get("abandoned") or done.get("retrain"):
+                    log.info("maintenance: %s", done)
+            except Exception:  # the next round tries again; say why in the log
+                log.exception("maintenance failed")
 
     async def _refresh_loop() -> None:
         # Pick up versions activated by another worker, the CLI or a training job.
@@ -187,7 +204,8 @@ def create_app(store: str | Store | None = None, *,
         while True:
             await asyncio.sleep(interval)
             try:
-                await run_in_threadpool(eng.refresh, background_refresh)
+                if await run_in_threadpool(eng.refresh, background_refresh):
+                    _freeze()
                 metrics.set_model_version(eng.model_version)
             except Exception:  # keep serving the loaded model; say why in the log
                 log.exception("model refresh failed; still serving %s", eng.model_version)
@@ -256,8 +274,15 @@ def create_app(store: str | Store | None = None, *,
     @app.delete("/v1/users/{user_id}", tags=["users"], response_model=M.ForgetOut,
                 responses=_responses(401, 403, 404), openapi_extra=admin)
     def delete_user(user_id: UserId) -> Response:
-        """Forget a user: every row of theirs is deleted and their data is refused later."""
-        return _json({"user_id": user_id, "deleted": st.forget_user(user_id)})
+        """Forget a user: every row of theirs is deleted and their data is refused later.
+
+        Their per-user state leaves every saved model version at once; the serving model, still
+        trained on their events, is retrained within the server's `retrain_after_forget`.
+        Each step is written to the audit log.
+        """
+        report = eng.forget_user(user_id)
+        removed = report.pop("model_state_removed")
+        return _json({"user_id": user_id, "deleted": report, "model_state_removed": removed})
 
     @app.get("/v1/users/{user_id}/profile", tags=["users"], response_model=M.ProfileOut,
              responses=_responses(401, 403, 404), openapi_extra=reader)
@@ -297,12 +322,25 @@ def create_app(store: str | Store | None = None, *,
 
     @app.delete("/v1/items/{item_id}", tags=["items"], response_model=M.ItemDeletedOut,
                 responses=_responses(401, 403, 404), openapi_extra=writer)
-    def delete_item(item_id: ItemId) -> Response:
+    def delete_item(
+        item_id: ItemId, request: Request,
+        purge: Annotated[bool, Query(description=(
+            "Delete the item and every event on it for good (needs the admin role) instead "
+            "of withdrawing it."))] = False,
+    ) -> Response:
         """Withdraw an item: it is marked unavailable and no longer recommended.
 
         Its history stays (it still teaches the models what goes with what); `PUT` it with
-        `"available": true` to bring it back.
+        `"available": true` to bring it back. With `purge=true` (admin) the item and its events
+        are deleted instead.
         """
+        if purge:
+            principal = request.scope.get("state", {}).get("principal")
+            if principal is None or not principal.allows("admin"):
+                return error_response(403, "purge=true deletes data for good and needs the "
+                                      "'admin' role", field="purge")
+            deleted = st.delete_item(item_id)
+            return _json({"item_id": item_id, "available": False, "deleted": deleted})
         st.set_item_availability(item_id, False)
         return _json({"item_id": item_id, "available": False})
 
@@ -465,6 +503,14 @@ def create_app(store: str | Store | None = None, *,
             route_roles.append((route.path_regex, route.methods, role))  # type: ignore[attr-defined]
     _document_security(app)
     return app
+
+
+def _freeze() -> None:
+    """Move what is alive now (the loaded model, catalogue, app) out of the cyclic garbage
+    collector's reach: a full collection then scans only per-request objects, instead of
+    pausing every request in flight for the ~10⁵ long-lived ones (a p99 latency spike)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _role(role: str) -> dict[str, Any]:

@@ -134,16 +134,25 @@ class WriteOut(BaseModel):
 
 
 class ForgetOut(BaseModel):
-    model_config = _config({"user_id": "u1", "deleted": {"users": 1, "events": 42}},
+    model_config = _config({"user_id": "u1", "deleted": {"users": 1, "events": 42,
+                                                         "recommendations": 3,
+                                                         "model_versions": 1},
+                            "model_state_removed": ["v20261125T013000-ease-3f2a"]},
                            request=False)
     user_id: str
-    deleted: dict[str, int] = Field(description="Rows deleted per table.")
+    deleted: dict[str, int] = Field(description="Rows deleted per table, and how many model "
+                                    "versions were marked for retraining.")
+    model_state_removed: list[str] = Field(
+        default_factory=list, description="Model versions whose per-user state of this user "
+        "was removed at once.")
 
 
 class ItemDeletedOut(BaseModel):
     model_config = _config({"item_id": "sku-1", "available": False}, request=False)
     item_id: str
     available: bool
+    deleted: dict[str, int] | None = Field(
+        default=None, description="With purge=true: rows deleted per table.")
 
 
 # ---------------------------------------------------------------------- events

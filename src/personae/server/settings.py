@@ -41,6 +41,12 @@ class ServerSettings:
         stops working within this time.
     refresh_interval : float, default 1.0 s
         How often each worker checks the store for a newly activated model version.
+    maintenance_interval : float, default 10.0 s
+        How often each worker runs :meth:`personae.service.Engine.maintain` (fails training
+        jobs whose process died, retrains after a user is forgotten).
+    retrain_after_forget : float, default 3600.0 s
+        At most this long after a user is forgotten, the active model (trained on their
+        events) is replaced by a retrained one; their per-user state is removed at once.
     """
 
     store: str | None = None
@@ -50,6 +56,8 @@ class ServerSettings:
     max_batch: int = 10_000
     key_cache_ttl: float = 5.0
     refresh_interval: float = 1.0
+    maintenance_interval: float = 10.0
+    retrain_after_forget: float = 3600.0
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_batch"):
@@ -58,7 +66,8 @@ class ServerSettings:
                 raise InvalidInput(
                     f"The {name!r} setting must be an int >= 1. Got {value!r} instead."
                 )
-        for name in ("key_cache_ttl", "refresh_interval"):
+        for name in ("key_cache_ttl", "refresh_interval", "maintenance_interval",
+                     "retrain_after_forget"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise InvalidInput(

@@ -39,6 +39,7 @@ from personae.service.impressions import ImpressionLog
 from personae.service.training import (
     Artifact,
     check_model,
+    forget_in_artifact,
     load_artifact,
     new_version_id,
     train_version,
@@ -63,8 +64,11 @@ log = logging.getLogger("personae.service")
 ANONYMOUS_USER_ID = "_anonymous"
 #: Pages followed back through ``after`` (each page a query).
 MAX_PAGES = 100
-#: A "training" row younger than this (seconds) blocks a new training job in any process.
-TRAINING_TIMEOUT = 6 * 3600.0
+#: Seconds between two heartbeats of a training job.
+HEARTBEAT_INTERVAL = 5.0
+#: A "training" row without a heartbeat for this long (seconds) belongs to a process that
+#: died: it is failed and no longer blocks new jobs.
+STALE_TRAINING_AFTER = 60.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,6 +138,10 @@ class Engine:
         before the request returns. :meth:`flush` stores the queue now, :meth:`close` too.
     popularity_interval : float, default 300.0
         Without a model, seconds between two recounts of item popularity from the event log.
+    retrain_after_forget : float, default 3600.0
+        When a user is forgotten, their per-user state leaves the served artifacts at once
+        (:meth:`forget_user`); the active version, still trained on their events, is retrained
+        by :meth:`maintain` at most this many seconds later (0: at the next maintenance).
     """
 
     def __init__(
@@ -147,6 +155,7 @@ class Engine:
         log_impressions: bool = True,
         popularity_interval: float = 300.0,
         impression_interval: float = 0.05,
+        retrain_after_forget: float = 3600.0,
     ) -> None:
         self._owns_store = not isinstance(store, Store)
         self.store: Store = store if isinstance(store, Store) else Store(store)
@@ -155,7 +164,8 @@ class Engine:
         for name, value in (("refresh_interval", refresh_interval),
                             ("dislike_strength", dislike_strength),
                             ("popularity_interval", popularity_interval),
-                            ("impression_interval", impression_interval)):
+                            ("impression_interval", impression_interval),
+                            ("retrain_after_forget", retrain_after_forget)):
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise InvalidInput(f"{name} must be a number >= 0, got {value!r}")
         self.refresh_interval = float(refresh_interval)
@@ -166,6 +176,7 @@ class Engine:
         self.dislike_strength = float(dislike_strength)
         self.log_impressions = bool(log_impressions)
         self.popularity_interval = float(popularity_interval)
+        self.retrain_after_forget = float(retrain_after_forget)
         self._impressions = ImpressionLog(self.store, interval=float(impression_interval))
         self._refresh_lock = threading.Lock()
         self._train_lock = threading.Lock()
@@ -174,7 +185,10 @@ class Engine:
         self._failed_loads: set[str] = set()
         self._store_popularity: tuple[float, np.ndarray, np.ndarray] | None = None
         self._last_check = time.monotonic()
-        active, catalog_version = self.store.serving_state()
+        abandoned = self.store.fail_stale_training(STALE_TRAINING_AFTER)
+        if abandoned:
+            log.warning("failed abandoned training jobs: %s", ", ".join(abandoned))
+        active, catalog_version, self._model_epoch = self.store.serving_state()
         catalog = Catalog.load(self.store, catalog_version)
         artifact = None
         if active is not None:
@@ -236,13 +250,16 @@ class Engine:
             return False
         try:
             self._last_check = now
-            active, catalog_version = self.store.serving_state()
+            active, catalog_version, epoch = self.store.serving_state()
             st = self._state
             catalog, artifact = st.catalog, st.artifact
             changed = False
             if catalog_version != catalog.version:
                 catalog, changed = Catalog.load(self.store, catalog_version), True
             current = artifact.version if artifact is not None else None
+            if epoch != self._model_epoch:  # an artifact changed in place (forget_user)
+                self._model_epoch, current = epoch, None
+                self._failed_loads.discard(active)  # type: ignore[arg-type]
             if active != current and active not in self._failed_loads:
                 if active is None:
                     artifact, changed = None, True
@@ -677,7 +694,7 @@ class Engine:
     # ------------------------------------------------------------------ models
 
     def train(self, model: str = "ease", params: Mapping[str, Any] | None = None, *,
-              background: bool = True) -> ModelVersion:
+              background: bool = True, reason: str | None = None) -> ModelVersion:
         """Train a new model version on the store's data; returns it (status ``training``,
         or its final status with ``background=False``).
 
@@ -687,23 +704,22 @@ class Engine:
         unless its validation NDCG@10 is more than 1 % worse than the active one's (status
         ``ready`` and a ``message`` saying why). A failure marks it ``failed`` with the error;
         the old version keeps serving. One job at a time: :class:`InvalidInput` while one runs
-        (in this process, or a recent one in the store).
+        (in this process, or in another whose job still sends heartbeats).
+
+        ``reason`` ``"forget"`` (used by :meth:`maintain`) activates the new version whatever
+        its validation score: it replaces a version trained on a forgotten user's data.
         """
         params = check_model(model, dict(params or {}))
         with self._train_lock:
             if self._job is not None and self._job.is_alive():
                 raise InvalidInput(f"a training job is running ({self._job_version}); wait "
                                    "for it to finish")
-            now = utcnow()
-            for mv in self.store.model_versions():
-                if mv.status == "training" and now - mv.created_at < TRAINING_TIMEOUT:
-                    raise InvalidInput(f"model version {mv.version} is being trained since "
-                                       f"{time.strftime('%H:%M:%S', time.gmtime(mv.created_at))}"
-                                       " UTC; wait for it to finish")
-            mv = self.store.add_model_version(ModelVersion(
-                new_version_id(model), model, params, "training", now))
+            # Atomic across processes: one job per store; a dead process's job is failed.
+            mv = self.store.claim_training(
+                ModelVersion(new_version_id(model), model, params, "training", utcnow()),
+                stale_after=STALE_TRAINING_AFTER)
             self._job_version = mv.version
-            self._job = threading.Thread(target=self._run_training, args=(mv,),
+            self._job = threading.Thread(target=self._run_training, args=(mv, reason),
                                          name=f"personae-train-{mv.version}", daemon=True)
             self._job.start()
         if not background:
@@ -719,20 +735,86 @@ class Engine:
         job.join(timeout)
         return self.store.get_model_version(version)
 
-    def _run_training(self, mv: ModelVersion) -> None:
+    def _run_training(self, mv: ModelVersion, reason: str | None = None) -> None:
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(HEARTBEAT_INTERVAL):
+                try:
+                    self.store.heartbeat(mv.version)
+                except Exception:  # noqa: BLE001 - a missed beat is retried; never kill the job
+                    log.warning("heartbeat of %s failed", mv.version, exc_info=True)
+
+        threading.Thread(target=beat, name=f"personae-beat-{mv.version}", daemon=True).start()
         try:
             active_id = self.store.active_model_version()
             active = self.store.get_model_version(active_id) if active_id else None
             fields, activate, message = train_version(self.store, mv, self.models_dir, active)
+            if reason == "forget" and not activate:
+                activate = True
+                message = ("activated despite the comparison, to replace a version trained on "
+                           f"a forgotten user's data ({message})")
             self.store.update_model_version(mv.version, status="ready", finished_at=utcnow(),
                                             message=message, **fields)
             if activate:
                 self.activate(mv.version)
+            if reason == "forget":
+                self.store.audit("model_retrained", None, {
+                    "version": mv.version, "replaces": active_id, "activated": activate})
             log.info("trained %s: %s", mv.version, message or "activated")
         except Exception as exc:  # noqa: BLE001 - any failure is recorded, the old model serves
             log.exception("training %s failed", mv.version)
             self.store.update_model_version(mv.version, status="failed", finished_at=utcnow(),
                                             message=f"{type(exc).__name__}: {exc}")
+        finally:
+            done.set()
+
+    # ------------------------------------------------------------------ data lifecycle
+
+    def forget_user(self, user_id: str) -> dict[str, Any]:
+        """Forget a user: their rows leave the store (:meth:`Store.forget_user`), their
+        per-user state leaves every saved model version at once (rows of the training matrix
+        and user factors zeroed, the id dropped from the index), and every engine on the store
+        reloads the served artifact. The active version is retrained within
+        ``retrain_after_forget`` seconds (:meth:`maintain`). Each step is in the audit log.
+        """
+        stored = self.store.stored_user_id(user_id)
+        report: dict[str, Any] = dict(self.store.forget_user(user_id))
+        tombstone = self.store._tombstone(stored)
+        cleaned = []
+        for mv in self.store.model_versions():
+            if mv.status in ("ready", "active", "retired") and \
+                    forget_in_artifact(self.models_dir / mv.version, stored):
+                cleaned.append(mv.version)
+        if cleaned:
+            self.store.touch_model_epoch()
+            self.refresh(force=True)
+        self.store.audit("model_state_removed", tombstone, {"versions": cleaned})
+        report["model_state_removed"] = cleaned
+        return report
+
+    def maintain(self) -> dict[str, Any]:
+        """Housekeeping, run every few seconds by the server (safe in every worker at once):
+        fail training jobs whose process died, and retrain the active version when it was
+        trained on a user forgotten more than ``retrain_after_forget`` seconds ago."""
+        done: dict[str, Any] = {"abandoned": self.store.fail_stale_training(STALE_TRAINING_AFTER)}
+        active_id = self.store.active_model_version()
+        if active_id is None:
+            return done
+        active = self.store.get_model_version(active_id)
+        due = active.invalidated_at is not None and \
+            utcnow() - active.invalidated_at >= self.retrain_after_forget
+        if due and not (self._job is not None and self._job.is_alive()):
+            try:
+                mv = self.train(active.model, active.params, reason="forget")
+            except InvalidInput as exc:  # another process is training: it will do
+                done["retrain"] = f"not started: {exc}"
+            else:
+                self.store.audit("retrain_after_forget", None, {
+                    "version": mv.version, "replaces": active_id,
+                    "invalidated_at": active.invalidated_at})
+                done["retrain"] = mv.version
+        return done
 
     def models(self) -> list[ModelVersion]:
         """Every model version, newest first, with status, metrics and message."""

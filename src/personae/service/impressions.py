@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import DBAPIError
 
 from personae.errors import NotFound, StoreError
+from personae.store.serving import rec_id_time
 
 if TYPE_CHECKING:
     from personae.store import Recommendation, Store
@@ -185,13 +186,19 @@ class ImpressionLog:
         """The list ``rec_id``: queued here, or in the store; :class:`NotFound` if unknown.
 
         With ``wait``, a list the store does not have is looked up again for up to
-        ``self.wait`` seconds (10, 20, 40, … ms apart): it may have been issued a moment ago
-        by another process whose writer has not stored it yet.
+        ``self.wait`` seconds (10, 20, 40, … ms apart) when its id says it was issued within
+        that time: another process's writer may not have stored it yet.
         """
         rec = self._pending.get(rec_id)
         if rec is not None:
             return rec
-        deadline = time.monotonic() + (self.wait if wait else 0.0)
+        # Only a list issued moments ago can still be on its way to the store: the id says
+        # when it was issued, so an unknown or old id is answered at once.
+        issued = rec_id_time(rec_id)
+        patience = 0.0
+        if wait and issued is not None:
+            patience = min(self.wait, max(0.0, issued + self.wait + self.interval - time.time()))
+        deadline = time.monotonic() + patience
         delay = 0.01
         while True:
             try:

@@ -42,12 +42,18 @@ class Artifact:
     popularity: np.ndarray  # float64 (n_model_items,), positive events per model column
 
 
+#: Parameters a served version gets unless the request sets them: EASE scores in float32
+#: (half the memory read per request; rankings equal to float64's up to ties).
+SERVING_DEFAULTS: dict[str, dict[str, Any]] = {"ease": {"dtype": "float32"}}
+
+
 def check_model(model: str, params: dict[str, Any] | None) -> dict[str, Any]:
-    """Validate a model name and its hyper-parameters now (not in the background thread)."""
+    """Validate a model name and its hyper-parameters now (not in the background thread);
+    returns the parameters with :data:`SERVING_DEFAULTS` filled in."""
     from personae.models import get_model_class
 
     cls = get_model_class(model)
-    params = dict(params or {})
+    params = {**SERVING_DEFAULTS.get(model, {}), **dict(params or {})}
     try:
         json.dumps(params, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -159,6 +165,40 @@ def load_artifact(folder: Path, version: str) -> Artifact:
         raise PersonaeError(f"{folder}: the index does not match the model's shape")
     return Artifact(version, model, item_ids, {u: n for n, u in enumerate(user_ids)},
                     np.asarray(index["popularity"], dtype=np.float64))
+
+
+def forget_in_artifact(folder: Path, stored_user_id: str) -> bool:
+    """Remove a user's per-user state from a saved version, in place; True if it had some.
+
+    Their row of the training matrix and of every per-user array is zeroed
+    (:meth:`Recommender.forget_users`) and their id in ``index.json`` is blanked, so no
+    request can reach that row again. Positions of the other users do not move.
+    """
+    from personae.models import load_model
+
+    index_path = folder / "index.json"
+    try:
+        index = json.loads(index_path.read_text())
+    except FileNotFoundError:
+        return False
+    user_ids: list[str] = index["user_ids"]
+    try:
+        row = user_ids.index(stored_user_id)
+    except ValueError:
+        return False
+    model = load_model(folder / "model")
+    model.forget_users([row])
+    tmp = folder / f".tmp-model-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save(tmp)
+    shutil.rmtree(folder / "model")
+    tmp.rename(folder / "model")
+    user_ids[row] = ""
+    tmp_index = folder / f".tmp-index-{os.getpid()}.json"
+    tmp_index.write_text(json.dumps(index))
+    tmp_index.replace(index_path)
+    return True
 
 
 def _finite(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import hmac
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -720,15 +721,23 @@ class Store:
                 .order_by(S.items.c.item_idx)
             ).all()
 
-    def serving_state(self) -> tuple[str | None, str | None]:
-        """``(active model version, catalog version)`` in one small query.
+    def serving_state(self) -> tuple[str | None, str | None, str | None]:
+        """``(active model version, catalog version, model epoch)`` in one small query.
 
         The catalog version changes whenever items or event types are created, changed or
-        deleted; engines poll both to reload what changed.
+        deleted; the model epoch when a served artifact was changed in place (a forgotten
+        user's state removed, see :meth:`touch_model_epoch`). Engines poll all three to reload
+        what changed.
         """
         with self.engine.connect() as conn:
             rows = dict(conn.execute(_STATE_QUERY).all())
-        return rows.get("active_model_version"), rows.get("catalog_version")
+        return (rows.get("active_model_version"), rows.get("catalog_version"),
+                rows.get("model_epoch"))
+
+    def touch_model_epoch(self) -> None:
+        """Tell every engine to reload the active artifact from disk (it changed in place)."""
+        with self._begin() as conn:
+            _set_meta(conn, "model_epoch", secrets.token_hex(8))
 
     # ------------------------------------------------------------------ serving: API keys
 
@@ -884,6 +893,75 @@ class Store:
                 + (f" (active: {current})" if current else " (none is active)")
             )
 
+    def claim_training(self, version: ModelVersion, *, stale_after: float) -> ModelVersion:
+        """Record ``version`` as the one training job of this store, atomically.
+
+        In one transaction (serialised across processes by a write on the meta row
+        ``training_claim``): "training" rows whose heartbeat is older than ``stale_after``
+        seconds are failed (their process died), then :class:`InvalidInput` if another job is
+        still alive, else ``version`` is inserted with status ``training``.
+        """
+        now = utcnow()
+        with self._begin() as conn:
+            _set_meta(conn, "training_claim", version.version)  # takes the row/write lock
+            self._fail_stale(conn, now, stale_after)
+            running = conn.execute(select(S.model_versions.c.version, S.model_versions.c.created_at)
+                                   .where(S.model_versions.c.status == "training")).first()
+            if running is not None:
+                raise InvalidInput(
+                    f"model version {running.version} is being trained since "
+                    f"{time.strftime('%H:%M:%S', time.gmtime(running.created_at))} UTC; wait "
+                    "for it to finish")
+            row = {**version.to_dict(), "status": "training", "heartbeat_at": now}
+            conn.execute(S.model_versions.insert(), row)
+            return self._model_version(conn, version.version)
+
+    def heartbeat(self, version: str) -> None:
+        """A training job's sign of life (see :meth:`claim_training`)."""
+        with self._begin() as conn:
+            conn.execute(S.model_versions.update().where(
+                (S.model_versions.c.version == version)
+                & (S.model_versions.c.status == "training")).values(heartbeat_at=utcnow()))
+
+    def fail_stale_training(self, stale_after: float) -> list[str]:
+        """Fail "training" versions whose job stopped beating ``stale_after`` seconds ago (its
+        process died: a crash, a restart); returns their ids."""
+        with self._begin() as conn:
+            return self._fail_stale(conn, utcnow(), stale_after)
+
+    def _fail_stale(self, conn: Connection, now: float, stale_after: float) -> list[str]:
+        mv = S.model_versions
+        beat = func.coalesce(mv.c.heartbeat_at, mv.c.created_at)
+        stale = conn.execute(select(mv.c.version, beat.label("beat")).where(
+            (mv.c.status == "training") & (beat < now - stale_after))).all()
+        for row in stale:
+            conn.execute(mv.update().where(mv.c.version == row.version).values(
+                status="failed", finished_at=now,
+                message=(f"abandoned: its training job stopped at "
+                         f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(row.beat))} UTC "
+                         "(the process ended before it finished)")))
+        return [row.version for row in stale]
+
+    def audit(self, action: str, subject: str | None = None,
+              detail: Mapping[str, Any] | None = None) -> None:
+        """Append a row to the audit log (what was done to whose data, and when)."""
+        with self._begin() as conn:
+            _audit(conn, action, subject, detail)
+
+    def audit_log(self, subject: str | None = None, *, user_id: str | None = None,
+                  limit: int = 1000) -> list[dict[str, Any]]:
+        """Audit rows, oldest first: all, those of ``subject``, or of a (forgotten) user given
+        by id (their rows are kept under a keyed hash of the id, never the id)."""
+        if user_id is not None:
+            subject = self._tombstone(self.stored_user_id(user_id))
+        q = select(S.audit_log).order_by(S.audit_log.c.audit_idx).limit(limit)
+        if subject is not None:
+            q = q.where(S.audit_log.c.subject == subject)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [{"ts": r.ts, "action": r.action, "subject": r.subject,
+                 "detail": r.detail or {}} for r in rows]
+
     def _activate(self, conn: Connection, version: str, *, push: bool) -> ModelVersion:
         mv = self._model_version(conn, version)
         if mv.status not in ("ready", "retired", "active"):
@@ -966,15 +1044,32 @@ class Store:
             n_events = conn.execute(
                 delete(S.events).where(S.events.c.user_idx == user_idx)
             ).rowcount
+            created_at = conn.execute(
+                select(S.users.c.created_at).where(S.users.c.user_idx == user_idx)).scalar()
             n_users = conn.execute(delete(S.users).where(S.users.c.user_idx == user_idx)).rowcount
             n_recs = conn.execute(
                 delete(S.recommendations).where(S.recommendations.c.user_id == sid)
             ).rowcount
+            now = utcnow()
+            tombstone = self._tombstone(sid)
             conn.execute(
                 _insert(conn, S.forgotten_users).on_conflict_do_nothing(),
-                {"id_hash": self._tombstone(sid), "forgotten_at": utcnow()},
+                {"id_hash": tombstone, "forgotten_at": now},
             )
-        return {"users": n_users, "events": n_events, "recommendations": n_recs}
+            # Every version trained since the user existed may hold their data: mark it, so
+            # that the serving engines retrain (Engine.maintain) and say so.
+            mv = S.model_versions
+            tainted = conn.execute(select(mv.c.version).where(
+                mv.c.status.in_(("training", "ready", "active", "retired"))
+                & (mv.c.created_at >= (created_at or 0.0)))).scalars().all()
+            if tainted:
+                conn.execute(mv.update().where(mv.c.version.in_(tainted)
+                                               & mv.c.invalidated_at.is_(None))
+                             .values(invalidated_at=now))
+            report = {"users": n_users, "events": n_events, "recommendations": n_recs,
+                      "model_versions": len(tainted)}
+            _audit(conn, "forget_user", tombstone, {**report, "invalidated": list(tainted)})
+        return report
 
     def is_forgotten(self, user_id: str) -> bool:
         sid = self.stored_user_id(user_id)
@@ -1397,7 +1492,7 @@ _HISTORY_QUERY = (
     .limit(bindparam("n"))
 )
 _STATE_QUERY = select(S.meta.c.key, S.meta.c.value).where(
-    S.meta.c.key.in_(("active_model_version", "catalog_version"))
+    S.meta.c.key.in_(("active_model_version", "catalog_version", "model_epoch"))
 )
 
 
@@ -1406,6 +1501,12 @@ def _set_meta(conn: Connection, key: str, value: str) -> None:
     conn.execute(stmt.on_conflict_do_update(index_elements=["key"],
                                             set_={"value": stmt.excluded.value}),
                  {"key": key, "value": value})
+
+
+def _audit(conn: Connection, action: str, subject: str | None,
+           detail: Mapping[str, Any] | None) -> None:
+    conn.execute(S.audit_log.insert(), {"ts": utcnow(), "action": action, "subject": subject,
+                                        "detail": dict(detail) if detail else None})
 
 
 def _touch_catalog(conn: Connection) -> None:

@@ -38,7 +38,7 @@ BigIdx = BigInteger().with_variant(Integer(), "sqlite")
 IdString = String(256).with_variant(String(256, collation="C"), "postgresql")
 
 #: The schema revision this code writes; the store refuses to open a newer one.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 metadata = MetaData(
     naming_convention={
@@ -148,6 +148,12 @@ model_versions = Table(
     Column("n_users", Integer, nullable=True),
     Column("n_items", Integer, nullable=True),
     Column("n_events", Integer, nullable=True),
+    # Added in revision 0004. A training job writes ``heartbeat_at`` every few seconds; a
+    # "training" row whose heartbeat stopped belongs to a process that died and is failed by
+    # the next engine that looks. ``invalidated_at``: a user whose data this version was
+    # trained on was forgotten since; the version is retrained (see Engine.maintain).
+    Column("heartbeat_at", Double, nullable=True),
+    Column("invalidated_at", Double, nullable=True),
 )
 
 # The impression log: every list shown (recommend, similar, rank), looked up by rec_id for
@@ -169,4 +175,17 @@ recommendations = Table(
     Column("page", Integer, nullable=False),
     Column("parent_rec_id", String(40), nullable=True),
     Index("ix_recommendations_user_id", "user_id"),
+)
+
+# Added in revision 0004: what was done to whose data, and when (deletions and what followed
+# them). ``subject`` is the keyed hash of a forgotten user's stored id, never the id itself.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("audit_idx", BigIdx, primary_key=True, autoincrement=True),
+    Column("ts", Double, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("subject", String(256), nullable=True),
+    Column("detail", JSONType, nullable=True),
+    Index("ix_audit_log_subject", "subject"),
 )

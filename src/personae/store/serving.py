@@ -8,6 +8,7 @@ They are plain dataclasses, written and read by :class:`personae.Store`
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -93,6 +94,8 @@ class ModelVersion:
     n_users: int | None = None
     n_items: int | None = None
     n_events: int | None = None
+    heartbeat_at: float | None = None
+    invalidated_at: float | None = None
 
     def __post_init__(self) -> None:
         if self.status not in MODEL_STATUSES:
@@ -142,6 +145,23 @@ class Recommendation:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
-def new_rec_id() -> str:
-    """A fresh recommendation id: ``"r_"`` + 32 hex digits (128 random bits)."""
-    return "r_" + secrets.token_hex(16)
+def new_rec_id(now: float | None = None) -> str:
+    """A fresh recommendation id: ``"r_"`` + 12 hex digits of its creation time (Unix
+    milliseconds) + 20 random hex digits (80 bits).
+
+    The time lets a lookup tell "issued a moment ago by another process, not stored yet" (worth
+    waiting for) from "unknown" (answered at once), see :func:`rec_id_time`.
+    """
+    ms = int((time.time() if now is None else now) * 1000)
+    return f"r_{ms:012x}{secrets.token_hex(10)}"
+
+
+def rec_id_time(rec_id: str) -> float | None:
+    """When ``rec_id`` was issued (Unix seconds), or ``None`` for an id not made by
+    :func:`new_rec_id`."""
+    if len(rec_id) != 34 or not rec_id.startswith("r_"):
+        return None
+    try:
+        return int(rec_id[2:14], 16) / 1000.0
+    except ValueError:
+        return None
