@@ -49,6 +49,12 @@ def test_export_and_forget_user(cli_store: str, tmp_path: Path) -> None:
     assert res.exit_code == 0 and "deleted 2 events" in res.output
     res = runner.invoke(app, ["export-user", "alice", "--store", cli_store])
     assert res.exit_code == 1 and "unknown user_id 'alice'" in res.output
+    res = runner.invoke(app, ["audit", "--store", cli_store, "--user", "alice",
+                              "--format", "json"])
+    assert res.exit_code == 0, res.output
+    steps = json.loads(res.output)
+    assert [e["action"] for e in steps] == ["forget_user", "model_state_removed"]
+    assert steps[0]["detail"]["events"] == 2 and "alice" not in res.output
 
 
 def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ def test_health_ready_and_openapi(live: LiveServer) -> None:
         "/v1/items/{item_id}/similar": {"get"}, "/v1/rank": {"post"}, "/v1/rewards": {"post"},
         "/v1/models:train": {"post"}, "/v1/models": {"get"},
         "/v1/models/{version}:activate": {"post"}, "/v1/models:rollback": {"post"},
-        "/health": {"get"}, "/ready": {"get"}, "/metrics": {"get"},
+        "/health": {"get"}, "/ready": {"get"}, "/metrics": {"get"}, "/v1/audit": {"get"},
     }
     for path, methods in expected.items():
         assert set(spec["paths"][path]) == methods, path
@@ -108,6 +108,7 @@ def test_bad_and_revoked_keys_are_401(live: LiveServer) -> None:
     ("writer", "POST", "/v1/models:train", {}, "admin"),
     ("writer", "POST", "/v1/models:rollback", None, "admin"),
     ("reader", "POST", "/v1/models/v1:activate", None, "admin"),
+    ("writer", "GET", "/v1/audit", None, "admin"),
 ])
 def test_weak_role_is_403_and_writes_nothing(live: LiveServer, role: str, method: str,
                                              path: str, body: dict | None, needed: str) -> None:

@@ -197,13 +197,46 @@ def forget_user(
     store: StoreOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete every row of a user; their data is refused if it is imported again."""
+    """Delete every row of a user; their data is refused if it is imported again.
+
+    Their per-user state leaves the saved model versions at once; a running server retrains
+    the active version within its retrain_after_forget. Each step is in the audit log.
+    """
+    from personae.service import Engine
+
     with _errors(), _open_store(store, create=False) as s:
         if not yes and sys.stdin.isatty():
             typer.confirm(f"Forget user {user_id!r} and all their events?", abort=True)
-        report = s.forget_user(user_id)
+        engine = Engine(s)
+        try:
+            report = engine.forget_user(user_id)
+        finally:
+            engine.close()
     console.print(f"forgot {user_id!r}: deleted {report['events']:,} events and "
-                  f"{report['users']} user row")
+                  f"{report['users']} user row; per-user state removed from "
+                  f"{len(report['model_state_removed'])} model version(s); "
+                  f"{report['model_versions']} version(s) marked for retraining")
+
+
+@app.command()
+def audit(
+    store: StoreOption = None,
+    user_id: Annotated[str | None, typer.Option(
+        "--user", help="Only the steps of this (forgotten) user.")] = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """What was done to whose data, and when: forgotten users, the model state removed with
+    them, retraining. Users appear under a keyed hash of their id, never the id."""
+    with _errors(), _open_store(store, create=False) as s:
+        entries = s.audit_log(user_id=user_id)
+    if format == OutputFormat.json:
+        _print_json(entries)
+        return
+    table = Table("when (UTC)", "action", "subject", "detail", box=None)
+    for e in entries:
+        table.add_row(_fmt_time(e["ts"]), e["action"], (e["subject"] or "")[:12],
+                      json.dumps(e["detail"], ensure_ascii=False)[:90])
+    console.print(table if entries else "the audit log is empty")
 
 
 # ---------------------------------------------------------------------- import
@@ -574,6 +607,12 @@ def serve(
     key_cache_ttl: Annotated[float, typer.Option(
         min=0.0, help="Seconds an API key is trusted without asking the store again (a "
                       "revoked key works at most this long).")] = 5.0,
+    retrain_after_forget: Annotated[float, typer.Option(
+        min=0.0, help="Seconds after a user is forgotten within which the serving model, "
+                      "trained on their events, is retrained.")] = 3600.0,
+    maintenance_interval: Annotated[float, typer.Option(
+        min=0.0, help="Seconds between two maintenance rounds of each worker (abandoned "
+                      "training jobs, retraining after forgetting).")] = 10.0,
     access_log: Annotated[bool, typer.Option(
         "--access-log/--no-access-log", help="Log every request (costs throughput).")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
@@ -593,7 +632,8 @@ def serve(
         settings = ServerSettings(
             store=store, models_dir=str(models_dir) if models_dir else None, auth=not no_auth,
             max_body_bytes=max(1, int(max_body_mb * 1_000_000)), max_batch=max_batch,
-            key_cache_ttl=key_cache_ttl)
+            key_cache_ttl=key_cache_ttl, retrain_after_forget=retrain_after_forget,
+            maintenance_interval=maintenance_interval)
         # Open (and create or upgrade) the store once here, so that the workers do not race on
         # migrations and a wrong location is one line, not a traceback per worker.
         with _open_store(store) as s:

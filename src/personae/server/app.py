@@ -284,6 +284,19 @@ def create_app(store: str | Store | None = None, *,
         removed = report.pop("model_state_removed")
         return _json({"user_id": user_id, "deleted": report, "model_state_removed": removed})
 
+    @app.get("/v1/audit", tags=["operations"], response_model=M.AuditOut,
+             responses=_responses(401, 403, 404, 422), openapi_extra=admin)
+    def audit(
+        user_id: Annotated[str | None, Query(
+            min_length=1, max_length=256,
+            description="Only the steps of this (forgotten) user: forgetting, and the model "
+                        "state removed.")] = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> Response:
+        """What was done to whose data, and when (forgetting users, the model state removed
+        with them, retraining), oldest first. Users appear under a keyed hash, never an id."""
+        return _json({"entries": st.audit_log(user_id=user_id, limit=limit)})
+
     @app.get("/v1/users/{user_id}/profile", tags=["users"], response_model=M.ProfileOut,
              responses=_responses(401, 403, 404), openapi_extra=reader)
     def get_profile(user_id: UserId) -> Response:

@@ -147,6 +147,21 @@ class ForgetOut(BaseModel):
         "was removed at once.")
 
 
+class AuditEntry(BaseModel):
+    ts: float = Field(description="UTC epoch seconds.")
+    action: str = Field(description="forget_user, model_state_removed, retrain_after_forget, "
+                        "model_retrained, …")
+    subject: str | None = Field(description="Keyed hash of the forgotten user's id, if any.")
+    detail: dict[str, Any]
+
+
+class AuditOut(BaseModel):
+    model_config = _config({"entries": [{"ts": 1764036000.0, "action": "forget_user",
+                                         "subject": "9f2c…", "detail": {"events": 42}}]},
+                           request=False)
+    entries: list[AuditEntry]
+
+
 class ItemDeletedOut(BaseModel):
     model_config = _config({"item_id": "sku-1", "available": False}, request=False)
     item_id: str

@@ -754,10 +754,11 @@ class Engine:
                 activate = True
                 message = ("activated despite the comparison, to replace a version trained on "
                            f"a forgotten user's data ({message})")
-            self.store.update_model_version(mv.version, status="ready", finished_at=utcnow(),
+            artifact = self._load(mv.version) if activate else None  # loads before it serves
+            self.store.finish_model_version(mv.version, activate=activate, finished_at=utcnow(),
                                             message=message, **fields)
-            if activate:
-                self.activate(mv.version)
+            if artifact is not None:
+                self._swap(artifact)
             if reason == "forget":
                 self.store.audit("model_retrained", None, {
                     "version": mv.version, "replaces": active_id, "activated": activate})

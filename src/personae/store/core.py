@@ -857,6 +857,19 @@ class Store:
         """The version that serves, or ``None`` before the first activation."""
         return self.serving_state()[0]
 
+    def finish_model_version(self, version: str, *, activate: bool,
+                             **fields: Any) -> ModelVersion:
+        """End a training job in one transaction: store ``fields`` with status ``ready``, and
+        activate the version when ``activate`` (nobody sees it "ready" in between)."""
+        with self._begin() as conn:
+            res = conn.execute(S.model_versions.update().where(
+                S.model_versions.c.version == version).values(status="ready", **fields))
+            if res.rowcount == 0:
+                raise NotFound(f"unknown model version {version!r}")
+            if activate:
+                return self._activate(conn, version, push=True)
+            return self._model_version(conn, version)
+
     def activate_model_version(self, version: str) -> ModelVersion:
         """Make ``version`` the one that serves, in one transaction.
 
