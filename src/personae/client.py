@@ -136,6 +136,7 @@ class RecommendedItem:
     rank: int
     reasons: list[str] | None = None
     source: str = "model"
+    explanation: dict[str, Any] | None = None  # with explain: the model's split of the score
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,8 @@ class Recommendations:
         return cls(
             rec_id=data["rec_id"], user_id=data.get("user_id"),
             items=[RecommendedItem(it["item_id"], it["score"], it["rank"], it.get("reasons"),
-                                   it.get("source", "model")) for it in data["items"]],
+                                   it.get("source", "model"), it.get("explanation"))
+                   for it in data["items"]],
             model_version=data.get("model_version"), strategy=data["strategy"],
             page=data.get("page", 1))
 
@@ -229,8 +231,10 @@ def _path_id(value: str) -> str:
 
 def _recommend_body(user_id: str | None, k: int, context: Mapping[str, Any] | None,
                     filters: Mapping[str, Any] | None, session_items: list[str] | None,
-                    explain: bool, after: str | None) -> dict[str, Any]:
+                    explain: bool, after: str | None,
+                    options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"k": k}
+    body.update({key: value for key, value in (options or {}).items() if value is not None})
     if user_id is not None:
         body["user_id"] = user_id
     if session_items is not None:
@@ -491,14 +495,18 @@ class Client:
                   context: Mapping[str, Any] | None = None,
                   filters: Mapping[str, Any] | None = None,
                   session_items: list[str] | None = None, explain: bool = False,
-                  after: str | None = None) -> Recommendations:
+                  after: str | None = None, diversity: float | None = None,
+                  max_per_category: int | None = None) -> Recommendations:
         """Top-k items for a user (or an anonymous session given ``session_items``).
 
         ``filters`` keys: categories, exclude_categories, attributes, available_only,
         exclude_seen, exclude. ``after``: a previous ``rec_id``, for the next page.
+        ``diversity`` (0–1) re-ranks by maximal marginal relevance; ``max_per_category`` caps
+        each category.
         """
         return self._send(_Calls.recommend(  # type: ignore[no-any-return]
-            user_id, k, context, filters, session_items, explain, after))
+            user_id, k, context, filters, session_items, explain, after,
+            {"diversity": diversity, "max_per_category": max_per_category}))
 
     def similar(self, item_id: str, k: int = 10, *, categories: list[str] | None = None,
                 available_only: bool = True) -> Recommendations:
@@ -602,9 +610,11 @@ class AsyncClient:
                         context: Mapping[str, Any] | None = None,
                         filters: Mapping[str, Any] | None = None,
                         session_items: list[str] | None = None, explain: bool = False,
-                        after: str | None = None) -> Recommendations:
+                        after: str | None = None, diversity: float | None = None,
+                        max_per_category: int | None = None) -> Recommendations:
         return await self._send(_Calls.recommend(  # type: ignore[no-any-return]
-            user_id, k, context, filters, session_items, explain, after))
+            user_id, k, context, filters, session_items, explain, after,
+            {"diversity": diversity, "max_per_category": max_per_category}))
 
     async def similar(self, item_id: str, k: int = 10, *, categories: list[str] | None = None,
                       available_only: bool = True) -> Recommendations:

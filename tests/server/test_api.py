@@ -396,6 +396,14 @@ def test_filters_explain_and_paging(live: LiveServer, trained: str) -> None:
         body = c.post("/v1/recommendations", json={"user_id": "u00", "k": 3,
                                                    "explain": True}).json()
         assert all(it["reasons"] for it in body["items"])
+        for it in body["items"]:
+            if it["source"] == "model":
+                ex = it["explanation"]
+                assert abs(ex["total"] - it["score"]) <= 1e-4 * max(1.0, abs(it["score"]))
+        diverse = c.post("/v1/recommendations", json={"user_id": "u02", "k": 4,
+                                                      "max_per_category": 1}).json()
+        assert len(diverse["items"]) >= 1
+        _error(c.post("/v1/recommendations", json={"user_id": "u02", "diversity": 2}), 422)
         first = c.post("/v1/recommendations", json={"user_id": "u02", "k": 4}).json()
         second = c.post("/v1/recommendations", json={"user_id": "u02", "k": 4,
                                                      "after": first["rec_id"]}).json()

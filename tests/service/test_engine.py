@@ -140,6 +140,44 @@ def test_explanations_name_history_items(engine: Engine) -> None:
         assert it.reasons and any(t in it.reasons[0] for t in titles)
 
 
+def test_explanations_are_the_models_own_split_of_the_score(engine: Engine) -> None:
+    res = rec(engine, "u1", k=3, explain=True)
+    history = {e.item_id for e in engine.store.user_events("u1")}
+    for it in res.items:
+        ex = it.explanation
+        assert ex is not None and ex["method"] == "exact"
+        # EASE: the terms of every history item add up to the served score
+        assert ex["total"] == pytest.approx(it.score, rel=1e-4, abs=1e-5)
+        named = [r for r in ex["reasons"] if r["kind"] == "history"]
+        assert named and {r["item_id"] for r in named} <= history
+        assert named == sorted(named, key=lambda r: -r["contribution"])
+        assert "% of the score" in it.reasons[0]
+    # the popularity fill-in says so
+    cold = rec(engine, "nobody-yet", k=2, explain=True)
+    assert all(i.explanation["method"] == "popularity" for i in cold.items)
+
+
+def test_diversity_reranks_and_caps_categories(engine: Engine) -> None:
+    plain = rec(engine, "u1", k=6, filters=Filters(exclude_seen=False))
+    same = rec(engine, "u1", k=6, diversity=0.0, filters=Filters(exclude_seen=False))
+    assert same.item_ids == plain.item_ids  # diversity 0 = the relevance order
+    cats = {it.item_id: it.categories for it in engine.store.iter_items()}
+
+    def top_share(ids: list[str]) -> float:
+        counts: dict[str, int] = {}
+        for i in ids:
+            for c in cats[i]:
+                counts[c] = counts.get(c, 0) + 1
+        return max(counts.values()) / len(ids)
+
+    diverse = rec(engine, "u1", k=6, diversity=1.0, filters=Filters(exclude_seen=False))
+    assert top_share(diverse.item_ids) < top_share(plain.item_ids)
+    capped = rec(engine, "u1", k=6, max_per_category=1, filters=Filters(exclude_seen=False))
+    assert all(sum(c in cats[i] for i in capped.item_ids) <= 1 for c in set().union(*cats.values()))
+    with pytest.raises(InvalidInput, match="diversity"):
+        rec(engine, "u1", diversity=1.5)
+
+
 def test_impressions_are_logged(engine: Engine) -> None:
     res = rec(engine, "u1", k=3, context={"device": "tv"})
     engine.flush()  # queued by the request, stored by a background thread (test_impressions)
@@ -244,3 +282,14 @@ def test_positions_of_store_indices_with_and_without_gaps(engine: Engine) -> Non
     # and the engine serves after the deletion (history rows of a3 are gone with it)
     res = engine.recommend(RecommendRequest("u1", k=5))
     assert "a3" not in res.item_ids
+
+
+def test_profile_has_behaviour_and_a_traceable_summary(engine: Engine) -> None:
+    prof = engine.profile("u1")
+    assert prof["n_events"] == len(engine.store.user_events("u1"))
+    behaviour = prof["behaviour"]
+    assert behaviour["activity"]["n_events"] == prof["n_events"]
+    assert prof["summary"] and prof["summary_facts"]
+    for fact in prof["summary_facts"]:
+        assert fact["text"] in prof["summary"] and fact["figures"]
+

@@ -79,8 +79,7 @@ def _rec_json(resp: Any) -> dict[str, Any]:
     return {
         "rec_id": resp.rec_id,
         "user_id": resp.user_id,
-        "items": [{"item_id": it.item_id, "score": it.score, "rank": it.rank,
-                   "reasons": it.reasons, "source": it.source} for it in resp.items],
+        "items": [it.to_dict() for it in resp.items],
         "model_version": resp.model_version,
         "strategy": resp.strategy,
         "page": resp.page,
@@ -403,7 +402,8 @@ def create_app(store: str | Store | None = None, *,
         """
         req = RecommendRequest(user_id=body.user_id, session_items=body.session_items,
                                k=body.k, context=body.context, filters=_filters(body.filters),
-                               explain=body.explain, after=body.after)
+                               explain=body.explain, after=body.after,
+                               diversity=body.diversity, max_per_category=body.max_per_category)
         resp = eng.recommend(req)
         metrics.served("recommend", resp.strategy)
         return _json(_rec_json(resp))

@@ -246,6 +246,11 @@ class RecommendIn(BaseModel):
     after: str | None = Field(default=None, min_length=1, max_length=40,
                               description="A previous rec_id: return the next page, without "
                               "repeating what that chain already showed.")
+    diversity: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Re-rank by maximal marginal relevance: 0 "
+        "keeps the relevance order, 1 favours items unlike those already chosen the most.")
+    max_per_category: int | None = Field(default=None, ge=1, le=1000,
+                                         description="At most this many items per category.")
 
 
 class RecommendedItemOut(BaseModel):
@@ -254,6 +259,9 @@ class RecommendedItemOut(BaseModel):
     rank: int = Field(description="1-based position.")
     reasons: list[str] | None = None
     source: str = Field(description="What produced the item: model, popularity, …")
+    explanation: dict[str, Any] | None = Field(
+        default=None, description="With explain: the model's own split of the score (method, "
+        "total, and each named part with its contribution and share).")
 
 
 class RecommendationsOut(BaseModel):

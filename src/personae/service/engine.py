@@ -19,6 +19,7 @@ assignment, and other processes see it through :meth:`refresh`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -30,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from sqlalchemy.engine import make_url
 
 from personae.errors import InvalidInput, NotFound, PersonaeError
@@ -353,11 +353,16 @@ class Engine:
             strategy = "session"
         else:
             strategy = "model" if stored_uid in state.artifact.user_pos else "fold-in"
-        items = self._top(state, scores, allowed, req.k)
+        rerank = req.diversity is not None or req.max_per_category is not None
+        items = self._top(state, scores, allowed, max(req.k * 5, 100) if rerank else req.k)
+        if rerank:
+            items = self._diversify(state, items, req)
         if req.explain:
-            items = self._explain(state, items, hist, req.filters)
+            items = self._explain(state, items, hist, req.filters, req.context)
         page = parent.page + 1 if parent is not None else 1
         request_log = {"k": req.k, "filters": req.filters.to_dict(), "strategy": strategy}
+        if rerank:
+            request_log.update(diversity=req.diversity, max_per_category=req.max_per_category)
         if req.session_items:
             request_log["session_items"] = req.session_items
         return self._respond("recommend", uid, stored_uid, items, strategy, req.context,
@@ -502,7 +507,19 @@ class Engine:
             "recent_items": [e.item_id for e in reversed(events[-10:])],
             "in_model": art is not None and self.store.stored_user_id(user_id) in art.user_pos,
             "model_version": art.version if art is not None else None,
+            **self._behaviour(user_id),
         }
+
+    def _behaviour(self, user_id: str) -> dict[str, Any]:
+        """The behaviour profile (:func:`personae.profile.build_profile`: activity, category
+        preferences, time patterns, recency, ratings, demographics, favourite attributes) and
+        its summary for an assistant, each sentence with the figures it came from."""
+        from personae.profile import build_profile, summarize
+
+        prof = build_profile(self.store, user_id)
+        summary = summarize(prof)
+        return {"behaviour": prof.to_dict(), "summary": summary.text,
+                "summary_facts": summary.to_dict().get("facts", [])}
 
     # ------------------------------------------------------------------ request internals
 
@@ -611,44 +628,89 @@ class Engine:
                     for r, (p, v) in enumerate(zip(best, values, strict=True), len(out) + 1)]
         return out
 
+    def _diversify(self, state: _State, items: list[RecommendedItem],
+                   req: RecommendRequest) -> list[RecommendedItem]:
+        """MMR over the best candidates (category overlap as similarity), and category caps.
+
+        Relevance is the candidate's rank, scaled to (0, 1]: scores of the model and of the
+        popularity fill-in are not on one scale.
+        """
+        from personae.service.diversity import ItemSimilarity, mmr
+
+        if not items:
+            return items
+        cat = state.catalog
+        names: dict[str, int] = {}
+        local = [[names.setdefault(c, len(names)) for c in cat.item_categories[cat.pos[it.item_id]]]
+                 for it in items]
+        n = len(items)
+        relevance = 1.0 - np.arange(n, dtype=np.float64) / n
+        lam = 1.0 - (req.diversity or 0.0)  # the request's 0 = relevance only; mmr's lam = 1
+        similarity = ItemSimilarity.from_categories(local, max(len(names), 1)) if names else None
+        if similarity is None:
+            lam = 1.0
+        order = mmr(relevance, np.arange(n), similarity, lam, req.k,
+                    categories=local if names else None,
+                    max_per_category=req.max_per_category if names else None)
+        return [dataclasses.replace(items[j], rank=r) for r, j in enumerate(order.tolist(), 1)]
+
     def _explain(self, state: _State, items: list[RecommendedItem], hist: _History,
-                 filters: Filters) -> list[RecommendedItem]:
-        """Reasons: for model items, the history items contributing most to their score."""
+                 filters: Filters, context: Mapping[str, Any] | None = None
+                 ) -> list[RecommendedItem]:
+        """Reasons from the model's own arithmetic (:func:`personae.service.explain.explain`):
+        for model items, the history items whose terms make up most of the score, each with
+        its share; for popularity items, that they are popular (in the filtered categories).
+        """
+        from personae.service.explain import explain
+
         cat = state.catalog
         art = state.artifact
-        contrib = None
-        hist_pos = np.zeros(0, dtype=np.int64)
-        if art is not None and art.model.scores_histories and hist.positive.size:
+        by_col: dict[int, Any] = {}
+        if art is not None:
+            model_items = [it for it in items if it.source == "model"
+                           and state.col_of_pos[cat.pos[it.item_id]] >= 0]
             cols = state.col_of_pos[hist.positive]
-            keep = np.flatnonzero(cols >= 0)
-            keep = keep[np.argsort(-hist.weights[keep], kind="stable")[:50]]
-            if keep.size:
-                hist_pos = hist.positive[keep]
-                H = sp.csr_matrix((hist.weights[keep], (np.arange(keep.size), cols[keep])),
-                                  shape=(keep.size, art.model.n_items_), dtype=np.float32)
-                contrib = np.asarray(art.model.score_histories(H), dtype=np.float64)
-        out = []
+            known = cols >= 0
+            if model_items and (known.any() or not art.model.scores_histories):
+                targets = np.array([state.col_of_pos[cat.pos[it.item_id]] for it in model_items])
+                history = (cols[known], hist.weights[known]) if known.any() else None
+                for e in explain(art.model, history, targets, context=context, top=3):
+                    by_col[e.item_idx] = e
         type_of: dict[int, str] | None = None
+        out = []
         for it in items:
             p = cat.pos[it.item_id]
+            e = by_col.get(int(state.col_of_pos[p])) if it.source == "model" else None
             reasons: list[str] = []
+            explanation: dict[str, Any] | None = None
+            if e is not None:
+                explanation = {"method": e.method, "score": e.score,
+                               "total": None if math.isnan(e.total) else e.total, "reasons": []}
+                for r in e.reasons:
+                    share = "" if math.isnan(r.share) else f"{r.share:.0%} of the score"
+                    part = r.to_dict()
+                    part.pop("item_idx", None)
+                    if r.kind == "history" and r.item_idx is not None:
+                        hp = int(state.pos_of_col[r.item_idx])
+                        if type_of is None:
+                            type_of = hist.type_of(cat)
+                        item_id = art.item_ids[r.item_idx]  # type: ignore[union-attr]
+                        title = (cat.titles[hp] or item_id) if hp >= 0 else item_id
+                        how = ", ".join(x for x in (type_of.get(hp, "view"), share) if x)
+                        reasons.append(f"because of {title!r} ({how})")
+                        part["item_id"] = item_id
+                    else:
+                        reasons.extend(dataclasses.replace(e, reasons=(r,)).texts())
+                    explanation["reasons"].append(part)
             if it.source == "popularity":
                 where = f" in {', '.join(filters.categories)}" if filters.categories else ""
-                reasons.append(f"popular{where}")
-            elif contrib is not None and state.col_of_pos[p] >= 0:
-                c = contrib[:, state.col_of_pos[p]]
-                for j in np.argsort(-c, kind="stable")[:3]:
-                    if c[j] <= 0:
-                        break
-                    h = int(hist_pos[j])
-                    name = cat.titles[h] or cat.item_ids[h]
-                    if type_of is None:
-                        type_of = hist.type_of(cat)
-                    reasons.append(f"because of {name!r} ({type_of.get(h, 'view')})")
+                reasons = [f"popular{where}"]
+                explanation = {"method": "popularity", "score": it.score, "total": it.score,
+                               "reasons": [{"kind": "popularity", "contribution": it.score,
+                                            "share": 1.0}]}
             if not reasons:
-                reasons.append("matches your past activity" if it.source == "model"
-                               else "popular")
-            out.append(RecommendedItem(it.item_id, it.score, it.rank, reasons, it.source))
+                reasons = ["matches your past activity"]
+            out.append(dataclasses.replace(it, reasons=reasons, explanation=explanation))
         return out
 
     def _chain(self, after: str | None,

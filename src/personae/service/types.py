@@ -186,6 +186,12 @@ class RecommendRequest:
     after : str, optional
         A previous response's ``rec_id``: return the next page, never repeating anything the
         chain of pages has shown.
+    diversity : float in [0, 1], optional
+        Re-rank the best candidates by maximal marginal relevance: 0 keeps the relevance
+        order, 1 favours items unlike those already chosen (category overlap) the most.
+        ``None`` (default): no re-ranking.
+    max_per_category : int, optional
+        At most this many items of any one category in the list.
     """
 
     user_id: str | None = None
@@ -195,6 +201,8 @@ class RecommendRequest:
     filters: Filters = field(default_factory=Filters)
     explain: bool = False
     after: str | None = None
+    diversity: float | None = None
+    max_per_category: int | None = None
 
     def __post_init__(self) -> None:
         if self.user_id is not None:
@@ -207,6 +215,15 @@ class RecommendRequest:
         self.explain = _check_bool(self.explain, "explain")
         if self.after is not None:
             self.after = check_id(self.after, "after")
+        if self.diversity is not None:
+            d = self.diversity
+            if isinstance(d, bool) or not isinstance(d, int | float) or not 0.0 <= d <= 1.0:
+                raise InvalidInput(f"diversity must be a number in [0, 1], got {d!r}")
+            self.diversity = float(d)
+        if self.max_per_category is not None:
+            m = self.max_per_category
+            if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+                raise InvalidInput(f"max_per_category must be an integer >= 1, got {m!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | RecommendRequest) -> RecommendRequest:
@@ -216,7 +233,8 @@ class RecommendRequest:
         return {
             "user_id": self.user_id, "session_items": self.session_items, "k": self.k,
             "context": self.context, "filters": self.filters.to_dict(), "explain": self.explain,
-            "after": self.after,
+            "after": self.after, "diversity": self.diversity,
+            "max_per_category": self.max_per_category,
         }
 
 
@@ -235,10 +253,17 @@ class RecommendedItem:
     rank: int
     reasons: list[str] | None = None
     source: str = "model"
+    #: With ``explain``: the model's own split of the score (see
+    #: :class:`personae.service.explain.Explanation`): method, total, and each named part
+    #: with its contribution and share.
+    explanation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"item_id": self.item_id, "score": self.score, "rank": self.rank,
-                "reasons": self.reasons, "source": self.source}
+        out = {"item_id": self.item_id, "score": self.score, "rank": self.rank,
+               "reasons": self.reasons, "source": self.source}
+        if self.explanation is not None:
+            out["explanation"] = self.explanation
+        return out
 
 
 @dataclass(frozen=True, slots=True)
