@@ -335,8 +335,10 @@ class _Calls:
 
     @staticmethod
     def rank(candidates: list[str], user_id: str | None, context: Mapping[str, Any] | None,
-             k: int | None) -> _Call:
+             k: int | None, policy: str | None = None) -> _Call:
         body: dict[str, Any] = {"candidates": list(candidates)}
+        if policy is not None:
+            body["policy"] = policy
         if user_id is not None:
             body["user_id"] = user_id
         if context:
@@ -514,9 +516,11 @@ class Client:
             _Calls.similar(item_id, k, categories, available_only))
 
     def rank(self, candidates: list[str], user_id: str | None = None, *,
-             context: Mapping[str, Any] | None = None, k: int | None = None) -> Recommendations:
-        """Order your candidates for a user and context; reward later with the ``rec_id``."""
-        return self._send(_Calls.rank(candidates, user_id, context, k))  # type: ignore
+             context: Mapping[str, Any] | None = None, k: int | None = None,
+             policy: str | None = None) -> Recommendations:
+        """Order your candidates for a user and context; reward later with the ``rec_id``.
+        ``policy``: "model", or a contextual bandit ("linucb", "thompson") that explores."""
+        return self._send(_Calls.rank(candidates, user_id, context, k, policy))  # type: ignore
 
     def reward(self, rec_id: str, item_id: str, reward: float, *, type: str = "reward",
                timestamp: Any = None) -> str:
@@ -623,8 +627,9 @@ class AsyncClient:
 
     async def rank(self, candidates: list[str], user_id: str | None = None, *,
                    context: Mapping[str, Any] | None = None,
-                   k: int | None = None) -> Recommendations:
-        return await self._send(_Calls.rank(candidates, user_id, context, k))  # type: ignore
+                   k: int | None = None, policy: str | None = None) -> Recommendations:
+        return await self._send(  # type: ignore[no-any-return]
+            _Calls.rank(candidates, user_id, context, k, policy))
 
     async def reward(self, rec_id: str, item_id: str, reward: float, *, type: str = "reward",
                      timestamp: Any = None) -> str:

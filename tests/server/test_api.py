@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from personae import Store
+from personae import NotFound, Store
 
 from .live import LiveServer, item_id, wait_until
 
@@ -480,6 +480,25 @@ def test_similar_rank_and_reward(live: LiveServer, trained: str) -> None:
         err = _error(c.post("/v1/rewards", json={"rec_id": ranked["rec_id"], "item_id": "i07",
                                                  "reward": 1.0}), 422)
         assert "not shown" in err["message"]
+        # the contextual bandit: propensities logged, explored items say so
+        bandit = c.post("/v1/rank", json={"user_id": "u00", "candidates": [
+            "i01", "i03", "i30", "i32"], "context": {"device": "tv"}, "policy": "linucb",
+            "k": 2}).json()
+        assert bandit["strategy"] == "rank-linucb" and len(bandit["items"]) == 2
+        assert {it["source"] for it in bandit["items"]} <= {"bandit", "exploration"}
+        assert c.post("/v1/rewards", json={"rec_id": bandit["rec_id"], "item_id": bandit[
+            "items"][0]["item_id"], "reward": 1.0}).status_code == 200
+        _error(c.post("/v1/rank", json={"candidates": ["i01"], "policy": "nope"}), 422)
+    with Store(live.store_url) as store:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                logged = store.get_recommendation(bandit["rec_id"])
+                break
+            except NotFound:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert logged.propensities and all(0 < p <= 1 for p in logged.propensities)
     with live.client("admin") as c:
         events = c.get("/v1/users/u00/export").json()["events"]
     reward = [e for e in events if e["event_id"] == event_id]

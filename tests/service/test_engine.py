@@ -293,3 +293,36 @@ def test_profile_has_behaviour_and_a_traceable_summary(engine: Engine) -> None:
     for fact in prof["summary_facts"]:
         assert fact["text"] in prof["summary"] and fact["figures"]
 
+
+
+def test_bandit_ranking_logs_propensities_and_learns_from_rewards(engine: Engine) -> None:
+    """Planted: in the context {"device": "tv"} only the b-items are ever rewarded. The
+    LinUCB ranking learns to put them first there, the propensities are logged with the list,
+    and the policy survives a restart (saved state)."""
+    cands = ["a1", "a3", "a5", "b1", "b3", "b5"]
+    res = engine.rank("u9", cands, {"device": "tv"}, k=3, policy="linucb")
+    assert res.strategy == "rank-linucb" and len(res.items) == 3
+    engine.flush()
+    logged = engine.store.get_recommendation(res.rec_id)
+    assert logged.propensities and len(logged.propensities) == 3
+    assert all(0 < p <= 1 for p in logged.propensities)
+    for _ in range(60):
+        r = engine.rank("u9", cands, {"device": "tv"}, k=1, policy="linucb")
+        top = r.item_ids[0]
+        engine.reward(r.rec_id, top, 1.0 if top.startswith("b") else 0.0)
+    late = [engine.rank("u9", cands, {"device": "tv"}, k=1, policy="linucb").item_ids[0]
+            for _ in range(20)]
+    assert sum(i.startswith("b") for i in late) >= 16
+    # a repeated reward is stored once and learned once
+    pol = engine._bandit.policy("linucb")
+    n = pol.n_updates_
+    engine.reward(r.rec_id, top, 1.0)
+    assert pol.n_updates_ == n
+    engine.flush()
+    fresh = Engine(engine.store, engine.models_dir, refresh_interval=0.0)
+    try:
+        assert fresh._bandit.policy("linucb").n_updates_ == n
+    finally:
+        fresh.close()
+    with pytest.raises(InvalidInput, match="policy"):
+        engine.rank("u9", cands, policy="greedy-ish")

@@ -430,7 +430,8 @@ def create_app(store: str | Store | None = None, *,
     async def rank(body: M.RankIn) -> Response:
         """Order the candidates you send for a user and a context; send the reward later to
         `/v1/rewards` with the returned `rec_id`."""
-        resp = eng.rank(body.user_id, list(body.candidates), body.context, k=body.k)
+        resp = eng.rank(body.user_id, list(body.candidates), body.context, k=body.k,
+                        policy=body.policy)
         metrics.served("rank", resp.strategy)
         return _json(_rec_json(resp))
 

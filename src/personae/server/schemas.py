@@ -292,6 +292,10 @@ class RankIn(BaseModel):
     context: dict[str, Any] = Field(default_factory=dict)
     k: int | None = Field(default=None,
                           ge=1, le=10_000, description="Keep the best k; default: all.")
+    policy: Literal["model", "linucb", "thompson"] | None = Field(
+        default=None, description="model: the recommendation model's order; linucb or "
+        "thompson: a contextual bandit that explores and learns from the rewards (each slot's "
+        "propensity is logged). Default: the server's rank policy.")
 
 
 class RewardIn(BaseModel):

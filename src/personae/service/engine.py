@@ -36,6 +36,7 @@ from sqlalchemy.engine import make_url
 from personae.errors import InvalidInput, NotFound, PersonaeError
 from personae.service.catalog import Catalog
 from personae.service.impressions import ImpressionLog
+from personae.service.policy import RANK_POLICIES, BanditRanker
 from personae.service.training import (
     Artifact,
     check_model,
@@ -142,6 +143,8 @@ class Engine:
         When a user is forgotten, their per-user state leaves the served artifacts at once
         (:meth:`forget_user`); the active version, still trained on their events, is retrained
         by :meth:`maintain` at most this many seconds later (0: at the next maintenance).
+    rank_policy : {"model", "linucb", "thompson"}, default "model"
+        How :meth:`rank` orders candidates when the request names no policy.
     """
 
     def __init__(
@@ -156,6 +159,7 @@ class Engine:
         popularity_interval: float = 300.0,
         impression_interval: float = 0.05,
         retrain_after_forget: float = 3600.0,
+        rank_policy: str = "model",
     ) -> None:
         self._owns_store = not isinstance(store, Store)
         self.store: Store = store if isinstance(store, Store) else Store(store)
@@ -177,6 +181,11 @@ class Engine:
         self.log_impressions = bool(log_impressions)
         self.popularity_interval = float(popularity_interval)
         self.retrain_after_forget = float(retrain_after_forget)
+        if rank_policy not in RANK_POLICIES:
+            raise InvalidInput(f"rank_policy must be one of {', '.join(RANK_POLICIES)}, got "
+                               f"{rank_policy!r}")
+        self.rank_policy = rank_policy
+        self._bandit = BanditRanker(self.models_dir / "bandit")
         self._impressions = ImpressionLog(self.store, interval=float(impression_interval))
         self._refresh_lock = threading.Lock()
         self._train_lock = threading.Lock()
@@ -213,13 +222,16 @@ class Engine:
         return art.version if art is not None else None
 
     def flush(self) -> int:
-        """Store the queued impressions now; returns how many were written."""
+        """Store the queued impressions (and the bandit's learned state) now; returns how
+        many lists were written."""
+        self._bandit.save()
         return self._impressions.flush()
 
     def close(self) -> None:
-        """Store the queued impressions, wait for a running training job, then close the
-        store if this engine opened it."""
+        """Store the queued impressions and the bandit's state, wait for a running training
+        job, then close the store if this engine opened it."""
         self._impressions.close()
+        self._bandit.save()
         job = self._job
         if job is not None:
             job.join()
@@ -399,14 +411,23 @@ class Engine:
                              {"item_id": item_id, "k": k, "filters": flt.to_dict()}, 1, None)
 
     def rank(self, user_id: str | None, candidates: Sequence[str],
-             context: Mapping[str, Any] | None = None, k: int | None = None) -> RecommendResponse:
+             context: Mapping[str, Any] | None = None, k: int | None = None,
+             policy: str | None = None) -> RecommendResponse:
         """Order the client's ``candidates`` for a user (or anonymously) in a context.
 
-        Every candidate is ranked (seen or unavailable ones too; the client chose them):
-        those the model scores first, then the others by popularity, and items the user
-        disliked last. ``k`` keeps the first ``k`` (default: all). The response's ``rec_id``
-        is what :meth:`reward` takes.
+        Every candidate is ranked (seen or unavailable ones too; the client chose them).
+        ``policy`` ``"model"`` (the default, or the engine's ``rank_policy``): those the model
+        scores first, then the others by popularity. ``"linucb"`` / ``"thompson"``: a
+        contextual bandit (:mod:`personae.service.policy`) orders them from the model's score,
+        the items' categories and the context, exploring; each slot's propensity is logged
+        with the list, and items shown to explore say so in ``source`` (``"exploration"``).
+        Items the user disliked come last either way. ``k`` keeps the first ``k`` (default:
+        all). The response's ``rec_id`` is what :meth:`reward` takes; rewards teach the
+        bandit.
         """
+        policy = policy or self.rank_policy
+        if policy not in RANK_POLICIES:
+            raise InvalidInput(f"policy must be one of {', '.join(RANK_POLICIES)}, got {policy!r}")
         uid = check_id(user_id, "user_id") if user_id is not None else None
         cands = _id_list(candidates, "candidates")
         if not cands:
@@ -427,14 +448,48 @@ class Engine:
         allowed[positions] = True
         disliked = positions[np.isin(positions, hist.disliked)]
         allowed[disliked] = False
-        items = self._top(state, scores, allowed, k)
+        propensities = None
+        request: dict[str, Any] = {"candidates": cands, "k": k}
+        if policy == "model":
+            items = self._top(state, scores, allowed, k)
+        else:
+            items, propensities, model_scores = self._bandit_rank(
+                policy, state, scores, allowed, k, ctx)
+            request.update(policy=policy, model_scores=model_scores, ts=utcnow())
         # Negative feedback ranks last, below everything else, whatever the model says.
         low = min((it.score for it in items), default=0.0) - 1.0
         for p in disliked[: max(0, k - len(items))].tolist():
             items.append(RecommendedItem(state.catalog.item_ids[p], low, len(items) + 1,
                                          source="disliked"))
-        return self._respond("rank", uid, stored_uid, items, "rank", ctx,
-                             {"candidates": cands, "k": k}, 1, None)
+            if propensities is not None:
+                propensities.append(1.0)
+                request["model_scores"].append(None)
+        return self._respond("rank", uid, stored_uid, items, "rank" if policy == "model"
+                             else f"rank-{policy}", ctx, request, 1, None,
+                             propensities=propensities)
+
+    def _bandit_rank(self, policy: str, state: _State, scores: np.ndarray | None,
+                     allowed: np.ndarray, k: int, ctx: Mapping[str, Any]
+                     ) -> tuple[list[RecommendedItem], list[float], list[float | None]]:
+        """The bandit's order of the allowed candidates, with propensities and the model
+        scores it saw (logged, so that a reward rebuilds the same features)."""
+        cat = state.catalog
+        pos = np.flatnonzero(allowed)
+        model = np.zeros(pos.size)
+        if scores is not None and pos.size:
+            cols = state.col_of_pos[pos]
+            known = cols >= 0
+            model[known] = scores[cols[known]]
+            model[~np.isfinite(model)] = 0.0
+        if not pos.size:
+            return [], [], []
+        X = self._bandit.features([cat.item_categories[p] for p in pos.tolist()],
+                                  model.tolist(), ctx, utcnow())
+        order, prop, explored = self._bandit.rank(policy, X, min(k, pos.size))
+        items = [RecommendedItem(cat.item_ids[int(pos[j])], float(model[j]), r,
+                                 source="exploration" if explored[r - 1] else "bandit")
+                 for r, j in enumerate(order.tolist(), 1)]
+        return items, [float(p) for p in prop], [float(model[j]) for j in order.tolist()]
 
     def reward(self, rec_id: str, item_id: str, reward: float, event_type: str = "reward",
                ts: Any = None, *, user_id: str | None = None) -> str:
@@ -468,12 +523,29 @@ class Engine:
         event_id = "rw" + hashlib.sha256(key).hexdigest()[:32]
         context = {**(rec.context or {}), "rec_id": rec_id,
                    "rank": rec.items.index(item_id) + 1, "model_version": rec.model_version}
-        self.store.add_events(
+        written = self.store.add_events(
             [Event(uid, item_id, event_type, float(reward), ts if ts is not None else utcnow(),
                    context, event_id)],
             stored_user_ids=stored,
         )
+        policy = (rec.request or {}).get("policy")
+        if policy in RANK_POLICIES and policy != "model" and written.inserted:
+            self._learn(policy, rec, item_id, float(reward))
         return event_id
+
+    def _learn(self, policy: str, rec: Recommendation, item_id: str, reward: float) -> None:
+        """Teach the bandit that ranked ``rec``: the features of ``item_id`` as they were
+        then (its categories now, the logged context, time and model scores)."""
+        cat = self._state.catalog
+        p = cat.pos.get(item_id)
+        shown = [cat.item_categories[cat.pos[i]] if i in cat.pos else [] for i in rec.items]
+        logged = [s if s is not None else 0.0 for s in rec.request.get("model_scores", [])]
+        if p is None or len(logged) != len(rec.items):
+            log.warning("reward for %s in %s not learned: the list's features are gone",
+                        item_id, rec.rec_id)
+            return
+        X = self._bandit.features(shown, logged, rec.context, rec.request.get("ts"))
+        self._bandit.learn(policy, X[rec.items.index(item_id)], reward)
 
     def profile(self, user_id: str) -> dict[str, Any]:
         """What the engine knows of a user, JSON-ready: attributes, event counts per type,
@@ -742,13 +814,14 @@ class Engine:
     def _respond(self, kind: str, user_id: str | None, stored_uid: str | None,
                  items: list[RecommendedItem], strategy: str,
                  context: Mapping[str, Any] | None, request: dict[str, Any], page: int,
-                 parent: str | None) -> RecommendResponse:
+                 parent: str | None, *,
+                 propensities: list[float] | None = None) -> RecommendResponse:
         rec_id = new_rec_id()
         version = self.model_version
         if self.log_impressions:
             self._impressions.add(Recommendation(
                 rec_id, kind, stored_uid, utcnow(), version, [it.item_id for it in items],
-                [it.score for it in items], None,
+                [it.score for it in items], propensities,
                 dict(context) if context else None, request, page, parent,
             ))
         return RecommendResponse(rec_id, user_id, items, version, strategy, page)

@@ -24,7 +24,8 @@ RANGE_KEYS = ("gt", "gte", "lt", "lte")
 #: Which path answered: the user's learned/current history, a fold-in of an unseen user's
 #: events, an anonymous session, popularity for a user with no usable history, similar items,
 #: a ranking of candidates.
-STRATEGIES = ("model", "fold-in", "session", "cold-start-popularity", "similar", "rank")
+STRATEGIES = ("model", "fold-in", "session", "cold-start-popularity", "similar", "rank",
+              "rank-linucb", "rank-thompson")
 
 
 def _id_list(value: Any, name: str) -> list[str]:
