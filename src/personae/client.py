@@ -150,6 +150,7 @@ class Recommendations:
     model_version: str | None
     strategy: str
     page: int = 1
+    cold_start_path: str | None = None  # the cold-start policy's path, for a new user
 
     @property
     def item_ids(self) -> list[str]:
@@ -163,7 +164,7 @@ class Recommendations:
                                    it.get("source", "model"), it.get("explanation"))
                    for it in data["items"]],
             model_version=data.get("model_version"), strategy=data["strategy"],
-            page=data.get("page", 1))
+            page=data.get("page", 1), cold_start_path=data.get("cold_start_path"))
 
 
 @dataclass(frozen=True, slots=True)

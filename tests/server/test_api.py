@@ -429,14 +429,16 @@ def test_real_time_loop(live: LiveServer, trained: str) -> None:
             assert r.json()["inserted"] == 1
             after = _ids(c.post("/v1/recommendations", json={"user_id": "u06", "k": 5}))
             assert top not in after, (top, after)
-        # a user the model never saw: popularity, then fold-in of their new events
+        # a user the model never saw: the cold-start policy's segment popularity, then the
+        # fold-in of their new events (blended with that prior while the history is short)
         r = c.post("/v1/recommendations", json={"user_id": "newcomer", "k": 5})
-        assert r.json()["strategy"] == "cold-start-popularity"
+        assert r.json()["strategy"] == "cold-start-segment"
+        assert r.json()["cold_start_path"] == "segment_popularity"
         c.post("/v1/events", json={"events": [
             {"user_id": "newcomer", "item_id": item_id(i), "type": "purchase"}
             for i in (1, 3, 5, 7)]})
         body = c.post("/v1/recommendations", json={"user_id": "newcomer", "k": 5}).json()
-        assert body["strategy"] == "fold-in"
+        assert body["strategy"] == "fold-in" and body["cold_start_path"] == "history_blend"
         ids = [it["item_id"] for it in body["items"]]
         assert ids and not any(_even([i]) for i in ids), ids
         assert not {"i01", "i03", "i05", "i07"} & set(ids)

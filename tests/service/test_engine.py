@@ -98,15 +98,29 @@ def test_paging_never_repeats(engine: Engine) -> None:
         rec(engine, "u1", after="r_missing")
 
 
-def test_unknown_user_fold_in_then_cold_start(engine: Engine) -> None:
+def test_unknown_user_cold_start_policy_paths(engine: Engine) -> None:
+    """A user the model was not trained on goes through the cold-start policy, which says
+    which path it took: segment popularity without events, the fold-in blended with that
+    prior for a short history (the first clicks count at once), the fold-in alone for a long
+    one."""
     cold = rec(engine, "newbie", k=5)
-    assert cold.strategy == "cold-start-popularity"
-    assert {it.source for it in cold.items} == {"popularity"}
+    assert cold.strategy == "cold-start-segment"
+    assert cold.cold_start_path == "segment_popularity"
     engine.store.add_events([Event("newbie", "b1", "like"), Event("newbie", "b2", "like")])
     warm = rec(engine, "newbie", k=5)
-    assert warm.strategy == "fold-in"
-    assert all(i.startswith("b") for i in warm.item_ids)
+    assert warm.strategy == "fold-in" and warm.cold_start_path == "history_blend"
     assert {"b1", "b2"}.isdisjoint(warm.item_ids)
+    n_b = sum(i.startswith("b") for i in warm.item_ids)
+    assert n_b > sum(i.startswith("b") for i in cold.item_ids)
+    # a history as long as the policy's full_history: the fold-in alone, all of the b group
+    many = [Event("fan", f"b{n}", "like") for n in range(8)]
+    engine.store.add_events(many)
+    policy = engine._policies[engine.model_version]
+    policy.full_history = 8
+    full = rec(engine, "fan", k=2)
+    assert full.cold_start_path == "history" and all(i.startswith("b") for i in full.item_ids)
+    # a user the model was trained on does not take the policy
+    assert rec(engine, "u1", k=2).cold_start_path is None
 
 
 def test_anonymous_session(engine: Engine) -> None:
@@ -152,9 +166,12 @@ def test_explanations_are_the_models_own_split_of_the_score(engine: Engine) -> N
         assert named and {r["item_id"] for r in named} <= history
         assert named == sorted(named, key=lambda r: -r["contribution"])
         assert "% of the score" in it.reasons[0]
-    # the popularity fill-in says so
+    # a new user's list comes from the cold-start prior: the explanation says popularity
     cold = rec(engine, "nobody-yet", k=2, explain=True)
-    assert all(i.explanation["method"] == "popularity" for i in cold.items)
+    for it in cold.items:
+        kinds = {r["kind"] for r in it.explanation["reasons"]}
+        assert kinds and kinds <= {"popularity", "segment", "context"}, it.explanation
+        assert any(t.startswith("popular") for t in it.reasons)
 
 
 def test_diversity_reranks_and_caps_categories(engine: Engine) -> None:

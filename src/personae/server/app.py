@@ -83,6 +83,7 @@ def _rec_json(resp: Any) -> dict[str, Any]:
         "model_version": resp.model_version,
         "strategy": resp.strategy,
         "page": resp.page,
+        "cold_start_path": resp.cold_start_path,
     }
 
 

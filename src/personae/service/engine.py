@@ -145,6 +145,13 @@ class Engine:
         by :meth:`maintain` at most this many seconds later (0: at the next maintenance).
     rank_policy : {"model", "linucb", "thompson"}, default "model"
         How :meth:`rank` orders candidates when the request names no policy.
+    cold_start_blend : float, default 2.0
+        For a user the model was not trained on, with ``n`` history items, the fold-in's
+        weight against the segment prior is ``n / (n + cold_start_blend)``
+        (:class:`personae.service.coldstart.ColdStartPolicy`'s ``blend_k``): 2 clicks weigh
+        50 %, 10 clicks 83 %, so that the first clicks count at once. On ml-100k's held-out
+        users, a popularity-dominated set, 100–200 scored best offline
+        (``bench/results/context.md``): raise it where popularity predicts that well.
     """
 
     def __init__(
@@ -160,6 +167,7 @@ class Engine:
         impression_interval: float = 0.05,
         retrain_after_forget: float = 3600.0,
         rank_policy: str = "model",
+        cold_start_blend: float = 2.0,
     ) -> None:
         self._owns_store = not isinstance(store, Store)
         self.store: Store = store if isinstance(store, Store) else Store(store)
@@ -185,6 +193,10 @@ class Engine:
             raise InvalidInput(f"rank_policy must be one of {', '.join(RANK_POLICIES)}, got "
                                f"{rank_policy!r}")
         self.rank_policy = rank_policy
+        if isinstance(cold_start_blend, bool) or not isinstance(cold_start_blend, int | float) \
+                or not cold_start_blend > 0:
+            raise InvalidInput(f"cold_start_blend must be a number > 0, got {cold_start_blend!r}")
+        self.cold_start_blend = float(cold_start_blend)
         self._bandit = BanditRanker(self.models_dir / "bandit")
         self._impressions = ImpressionLog(self.store, interval=float(impression_interval))
         self._refresh_lock = threading.Lock()
@@ -192,6 +204,7 @@ class Engine:
         self._job: threading.Thread | None = None
         self._job_version: str | None = None
         self._failed_loads: set[str] = set()
+        self._policies: dict[str, Any] = {}  # version -> its ColdStartPolicy
         self._store_popularity: tuple[float, np.ndarray, np.ndarray] | None = None
         self._last_check = time.monotonic()
         abandoned = self.store.fail_stale_training(STALE_TRAINING_AFTER)
@@ -358,27 +371,41 @@ class Engine:
         if shown:
             allowed[np.fromiter((p for p in map(state.catalog.pos.get, shown) if p is not None),
                                 dtype=np.int64)] = False
-        scores = self._score(state, stored_uid, hist, req.context)
-        if scores is None or state.artifact is None:
+        art = state.artifact
+        path = segment = None
+        cold = stored_uid not in art.user_pos if uid is not None and art is not None \
+            else not hist.positive.size
+        if art is not None and art.prior is not None and cold:
+            # not a user the model was trained on (or an empty session): the cold-start
+            # policy picks the path; a session with items is scored by the model as given
+            scores, path, segment = self._cold_start(state, uid, hist, req.context)
+        else:
+            scores = self._score(state, stored_uid, hist, req.context)
+        if path == "segment_popularity":
+            strategy = "cold-start-segment"
+        elif scores is None or art is None:
             strategy = "cold-start-popularity"
         elif uid is None:
             strategy = "session"
         else:
-            strategy = "model" if stored_uid in state.artifact.user_pos else "fold-in"
+            strategy = "model" if stored_uid in art.user_pos else "fold-in"
         rerank = req.diversity is not None or req.max_per_category is not None
         items = self._top(state, scores, allowed, max(req.k * 5, 100) if rerank else req.k)
         if rerank:
             items = self._diversify(state, items, req)
         if req.explain:
-            items = self._explain(state, items, hist, req.filters, req.context)
+            items = self._explain(state, items, hist, req.filters, req.context, path, segment)
         page = parent.page + 1 if parent is not None else 1
         request_log = {"k": req.k, "filters": req.filters.to_dict(), "strategy": strategy}
+        if path is not None:
+            request_log["cold_start_path"] = path
         if rerank:
             request_log.update(diversity=req.diversity, max_per_category=req.max_per_category)
         if req.session_items:
             request_log["session_items"] = req.session_items
         return self._respond("recommend", uid, stored_uid, items, strategy, req.context,
-                             request_log, page, parent.rec_id if parent is not None else None)
+                             request_log, page, parent.rec_id if parent is not None else None,
+                             path=path)
 
     def similar(self, item_id: str, k: int = 10,
                 filters: Filters | Mapping[str, Any] | None = None) -> RecommendResponse:
@@ -657,6 +684,44 @@ class Engine:
         return _History(uniq[pos_mask], net[pos_mask], uniq[nonzero],
                         uniq[(net <= 0) & negative], (pos, weights, types))
 
+    def _cold_start(self, state: _State, user_id: str | None, hist: _History,
+                    context: Mapping[str, Any] | None
+                    ) -> tuple[np.ndarray | None, str, str | None]:
+        """Scores for a user the model was not trained on, by
+        :class:`personae.service.coldstart.ColdStartPolicy`: popularity in the user's segment
+        and time bucket without history, the fold-in blended with it for a short history, the
+        fold-in alone past ``full_history`` items. Returns (scores, path, the user's segment)."""
+        from personae.service.coldstart import ColdStartPolicy
+
+        art = state.artifact
+        assert art is not None and art.prior is not None
+        policy = self._policies.get(art.version)
+        if policy is None:
+            model = art.model if art.model.scores_histories else None
+            policy = ColdStartPolicy(art.prior, model,  # type: ignore[arg-type]
+                                     blend_k=self.cold_start_blend)
+            self._policies = {art.version: policy}
+        segment = None
+        if user_id is not None and art.segment is not None:
+            try:
+                segment = art.segment_of(self.store.get_user(user_id).attributes)
+            except NotFound:
+                segment = None
+        ctx = dict(context or {})
+        ctx.setdefault("ts", utcnow())
+        cols = state.col_of_pos[hist.positive]
+        known = cols >= 0
+        out = policy.score(cols[known], hist.weights[known], segment=segment, context=ctx)
+        if out.path != "segment_popularity" and self.dislike_strength > 0 \
+                and hist.disliked.size and policy.model is not None:
+            neg = state.col_of_pos[hist.disliked]
+            neg = neg[neg >= 0]
+            if neg.size:
+                push = policy.model.score_history(neg, None, ctx)
+                out_scores = out.scores - np.float32(self.dislike_strength) * _zscore(push)
+                return out_scores, out.path, segment
+        return out.scores, out.path, segment
+
     def _score(self, state: _State, stored_uid: str | None, hist: _History,
                context: Mapping[str, Any] | None) -> np.ndarray | None:
         """Model scores over the model's columns, or None (popularity)."""
@@ -727,18 +792,30 @@ class Engine:
         return [dataclasses.replace(items[j], rank=r) for r, j in enumerate(order.tolist(), 1)]
 
     def _explain(self, state: _State, items: list[RecommendedItem], hist: _History,
-                 filters: Filters, context: Mapping[str, Any] | None = None
+                 filters: Filters, context: Mapping[str, Any] | None = None,
+                 path: str | None = None, segment: str | None = None
                  ) -> list[RecommendedItem]:
         """Reasons from the model's own arithmetic (:func:`personae.service.explain.explain`):
         for model items, the history items whose terms make up most of the score, each with
-        its share; for popularity items, that they are popular (in the filtered categories).
+        its share; on the cold-start path without history, the segment and context
+        popularity that make up the prior; for popularity items, that they are popular (in
+        the filtered categories).
         """
         from personae.service.explain import explain
 
         cat = state.catalog
         art = state.artifact
         by_col: dict[int, Any] = {}
-        if art is not None:
+        if art is not None and path == "segment_popularity" and art.prior is not None:
+            targets = np.array([state.col_of_pos[cat.pos[it.item_id]] for it in items
+                                if it.source == "model"], dtype=np.int64)
+            ctx = {**dict(context or {}), "ts": dict(context or {}).get("ts", utcnow())}
+            if segment is not None:
+                ctx["user_segment"] = segment
+            if targets.size:
+                for e in explain(art.prior, None, targets, context=ctx, top=3):
+                    by_col[e.item_idx] = e
+        elif art is not None:
             model_items = [it for it in items if it.source == "model"
                            and state.col_of_pos[cat.pos[it.item_id]] >= 0]
             cols = state.col_of_pos[hist.positive]
@@ -815,7 +892,8 @@ class Engine:
                  items: list[RecommendedItem], strategy: str,
                  context: Mapping[str, Any] | None, request: dict[str, Any], page: int,
                  parent: str | None, *,
-                 propensities: list[float] | None = None) -> RecommendResponse:
+                 propensities: list[float] | None = None,
+                 path: str | None = None) -> RecommendResponse:
         rec_id = new_rec_id()
         version = self.model_version
         if self.log_impressions:
@@ -824,7 +902,7 @@ class Engine:
                 [it.score for it in items], propensities,
                 dict(context) if context else None, request, page, parent,
             ))
-        return RecommendResponse(rec_id, user_id, items, version, strategy, page)
+        return RecommendResponse(rec_id, user_id, items, version, strategy, page, path)
 
     # ------------------------------------------------------------------ models
 
@@ -995,6 +1073,12 @@ def _best(positions: np.ndarray, scores: np.ndarray, k: int) -> tuple[list[int],
         positions, scores = positions[top], scores[top]
     order = np.lexsort((positions, -scores))[:k]
     return positions[order].tolist(), scores[order].tolist()
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(x)
+    sd = float(x[finite].std()) if finite.any() else 0.0
+    return ((x - x[finite].mean()) / sd).astype(np.float32) if sd > 0 else np.zeros_like(x)
 
 
 def _default_models_dir(store: Store) -> Path:

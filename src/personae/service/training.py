@@ -40,6 +40,45 @@ class Artifact:
     item_ids: list[str]
     user_pos: dict[str, int]
     popularity: np.ndarray  # float64 (n_model_items,), positive events per model column
+    #: The cold-start prior: popularity per user segment and time bucket (None: not trained)
+    prior: Recommender | None = None
+    #: The user attribute the prior's segments come from, and its bins (numeric attributes)
+    segment: tuple[str, list[float] | None] | None = None
+
+    def segment_of(self, attributes: dict[str, Any]) -> str | None:
+        """A user's segment name in the prior, from their attributes (None: unknown)."""
+        from personae.data.features import bin_label
+
+        if self.segment is None:
+            return None
+        name, bins = self.segment
+        value = attributes.get(name)
+        label = bin_label(value, bins) if bins is not None else value
+        return None if label is None else str(label)
+
+
+#: User attributes tried, in order, for the cold-start prior's segments (bins for numbers):
+#: the first that at least half of the users have.
+SEGMENT_ATTRIBUTES: tuple[tuple[str, list[float] | None], ...] = (
+    ("age", [18, 25, 35, 45, 50, 56]), ("age_group", None), ("gender", None), ("segment", None),
+    ("country", None),
+)
+
+
+def fit_prior(store: Store, view: Any) -> tuple[Recommender, tuple[str, list[float] | None] | None]:
+    """The cold-start prior of :class:`personae.service.coldstart.ColdStartPolicy`: item
+    popularity per user segment (the first of :data:`SEGMENT_ATTRIBUTES` that most users
+    have) and per daypart/weekpart of the event times."""
+    from personae.data.features import user_segments_from_store
+    from personae.models.popularity import Popularity
+
+    for name, bins in SEGMENT_ATTRIBUTES:
+        codes, names = user_segments_from_store(store, view, name, bins=bins)
+        if names and (codes >= 0).mean() >= 0.5:
+            prior = Popularity(time_buckets="daypart_weekpart").fit(
+                view, user_segments=codes, segment_names=names)
+            return prior, (name, bins)
+    return Popularity(time_buckets="daypart_weekpart").fit(view), None
 
 
 #: Parameters a served version gets unless the request sets them: EASE scores in float32
@@ -119,8 +158,9 @@ def train_version(store: Store, mv: ModelVersion, models_dir: Path,
     model = create(mv.model, **mv.params).fit(view)
     positive = view.event_weights > 0
     popularity = np.bincount(view.event_items[positive], minlength=view.n_items)
+    prior, segment = fit_prior(store, view)
     save_artifact(models_dir / mv.version, model, list(map(str, view.item_ids)),
-                  list(map(str, view.user_ids)), popularity)
+                  list(map(str, view.user_ids)), popularity, prior=prior, segment=segment)
     fields = {
         "metrics": _finite(metrics), "fingerprint": model.fingerprint_,
         "n_users": view.n_users, "n_items": view.n_items, "n_events": view.n_events,
@@ -129,15 +169,19 @@ def train_version(store: Store, mv: ModelVersion, models_dir: Path,
 
 
 def save_artifact(folder: Path, model: Recommender, item_ids: list[str], user_ids: list[str],
-                  popularity: np.ndarray) -> Path:
+                  popularity: np.ndarray, *, prior: Recommender | None = None,
+                  segment: tuple[str, list[float] | None] | None = None) -> Path:
     """Write a version's folder atomically (temporary name, then rename)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     model.save(tmp / "model")
+    if prior is not None:
+        prior.save(tmp / "prior")
     index = {"format": INDEX_FORMAT, "item_ids": item_ids, "user_ids": user_ids,
-             "popularity": [int(v) for v in popularity]}
+             "popularity": [int(v) for v in popularity],
+             "segment": list(segment) if segment is not None else None}
     (tmp / "index.json").write_text(json.dumps(index))
     if folder.exists():
         shutil.rmtree(folder)
@@ -163,8 +207,11 @@ def load_artifact(folder: Path, version: str) -> Artifact:
     item_ids, user_ids = index["item_ids"], index["user_ids"]
     if (len(user_ids), len(item_ids)) != (model.n_users_, model.n_items_):
         raise PersonaeError(f"{folder}: the index does not match the model's shape")
-    return Artifact(version, model, item_ids, {u: n for n, u in enumerate(user_ids)},
-                    np.asarray(index["popularity"], dtype=np.float64))
+    prior = load_model(folder / "prior") if (folder / "prior").exists() else None
+    segment = index.get("segment")
+    return Artifact(version, model, item_ids, {u: n for n, u in enumerate(user_ids) if u},
+                    np.asarray(index["popularity"], dtype=np.float64), prior,
+                    (segment[0], segment[1]) if segment else None)
 
 
 def forget_in_artifact(folder: Path, stored_user_id: str) -> bool:
@@ -186,14 +233,17 @@ def forget_in_artifact(folder: Path, stored_user_id: str) -> bool:
         row = user_ids.index(stored_user_id)
     except ValueError:
         return False
-    model = load_model(folder / "model")
-    model.forget_users([row])
-    tmp = folder / f".tmp-model-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save(tmp)
-    shutil.rmtree(folder / "model")
-    tmp.rename(folder / "model")
+    for part in ("model", "prior"):
+        if not (folder / part).exists():
+            continue
+        model = load_model(folder / part)
+        model.forget_users([row])
+        tmp = folder / f".tmp-{part}-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        model.save(tmp)
+        shutil.rmtree(folder / part)
+        tmp.rename(folder / part)
     user_ids[row] = ""
     tmp_index = folder / f".tmp-index-{os.getpid()}.json"
     tmp_index.write_text(json.dumps(index))

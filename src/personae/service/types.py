@@ -24,7 +24,8 @@ RANGE_KEYS = ("gt", "gte", "lt", "lte")
 #: Which path answered: the user's learned/current history, a fold-in of an unseen user's
 #: events, an anonymous session, popularity for a user with no usable history, similar items,
 #: a ranking of candidates.
-STRATEGIES = ("model", "fold-in", "session", "cold-start-popularity", "similar", "rank",
+STRATEGIES = ("model", "fold-in", "session", "cold-start-popularity", "cold-start-segment",
+              "similar", "rank",
               "rank-linucb", "rank-thompson")
 
 
@@ -273,6 +274,9 @@ class RecommendResponse:
 
     ``rec_id`` identifies it for attribution (events, rewards) and paging (``after``);
     ``strategy`` says which path produced it (see :data:`STRATEGIES`); ``page`` starts at 1.
+    ``cold_start_path``: for a user the model was not trained on, the path the cold-start
+    policy took (``segment_popularity``, ``history_blend`` or ``history``, see
+    :mod:`personae.service.coldstart`).
     """
 
     rec_id: str
@@ -281,6 +285,7 @@ class RecommendResponse:
     model_version: str | None
     strategy: str
     page: int = 1
+    cold_start_path: str | None = None
 
     @property
     def item_ids(self) -> list[str]:
@@ -291,4 +296,5 @@ class RecommendResponse:
             "rec_id": self.rec_id, "user_id": self.user_id,
             "items": [it.to_dict() for it in self.items],
             "model_version": self.model_version, "strategy": self.strategy, "page": self.page,
+            "cold_start_path": self.cold_start_path,
         }
