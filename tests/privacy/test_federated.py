@@ -283,3 +283,20 @@ def test_cli_simulate_saves_a_private_model_version_and_info_shows_its_budget(
                                   "inprocess", "--epsilon", "8", "--max-epsilon", "2"])
     assert refused.exit_code == 1
     assert "exceeds the configured budget" in refused.output
+    # the aggregated model is a model version of the store, with its privacy spend, and an
+    # engine serves it once activated
+    from personae import Store
+    from personae.service import Engine, RecommendRequest
+
+    with Store(db) as s:
+        versions = s.model_versions()
+        assert versions and versions[0].model == "fedmf" and versions[0].status == "ready"
+        assert versions[0].metrics["privacy"]["epsilon"] == pytest.approx(4.0, rel=1e-3)
+        eng = Engine(s, tmp_path / "models-unused")
+        try:
+            eng.models_dir = db.parent / "models"
+            eng.activate(versions[0].version)
+            res = eng.recommend(RecommendRequest(s.iter_users().__next__().user_id, k=2))
+            assert res.model_version == versions[0].version and res.item_ids
+        finally:
+            eng.close()

@@ -118,6 +118,13 @@ def simulate(
     out: Out = None,
     curve: Annotated[Path | None, typer.Option(
         help="Write the per-round validation NDCG@10 curve as a PNG here.")] = None,
+    register: Annotated[bool, typer.Option(
+        "--register/--no-register",
+        help="Record the aggregated model as a model version of the store (status ready), "
+             "with its privacy spend and validation NDCG@10.")] = True,
+    activate: Annotated[bool, typer.Option(
+        help="Also activate the registered version: every server on the store serves it.")]
+    = False,
     progress: ProgressOption = True,
     format: FormatOption = OutputFormat.table,
 ) -> None:
@@ -154,6 +161,27 @@ def simulate(
         if curve is not None:
             _plot_curve(result, curve)
         _show(result, format, out)
+        if register:
+            from personae.service.training import register_version
+
+            last = [r.ndcg10 for r in result.rounds if r.ndcg10 is not None]
+            metrics: dict[str, Any] = {"training": "federated", "engine": engine,
+                                       "rounds": len(result.rounds)}
+            if last:
+                metrics["ndcg@10"] = last[-1]
+                metrics["split"] = "p1-test of the clients' data"
+            if result.privacy is not None:
+                metrics["privacy"] = result.privacy.to_dict() \
+                    if hasattr(result.privacy, "to_dict") else str(result.privacy)
+            n = result.model.n_users_
+            with _open_store(store, create=False) as s:
+                mv = register_version(
+                    s, result.model, list(map(str, view.item_ids)),
+                    list(map(str, split.user_ids[:n])), metrics=metrics, activate=activate,
+                    message="federated training" + (
+                        f"; {result.privacy.summary()}" if result.privacy else ""))
+            err_console.print(f"registered model version {mv.version} ({mv.status})",
+                              highlight=False)
 
 
 def _head(split: Any, n: int) -> Any:

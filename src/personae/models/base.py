@@ -68,6 +68,9 @@ class Recommender(ABC):
     scores_histories: ClassVar[bool] = False
     #: Scores depend on the request context.
     uses_context: ClassVar[bool] = False
+    #: :meth:`score_history` reads its items as a sequence, oldest first (order matters,
+    #: repeats are events): the service passes the user's events in time order.
+    sequential: ClassVar[bool] = False
 
     # fitted state common to every model
     n_users_: int

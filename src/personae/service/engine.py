@@ -729,6 +729,18 @@ class Engine:
         if art is None:
             return None
         model = art.model
+        if model.scores_histories and model.sequential:
+            # the events in time order: the stored ones (read newest first) reversed, then
+            # the session's (given oldest first); negative ones are left out
+            pos, weights, _ = hist.events
+            n_stored = pos.size - session_size(hist)
+            order = np.r_[np.arange(n_stored)[::-1], np.arange(n_stored, pos.size)]
+            pos, weights = pos[order], weights[order]
+            cols = state.col_of_pos[pos]
+            keep = (cols >= 0) & (weights > 0)
+            if not keep.any():
+                return None
+            return model.score_history(cols[keep], weights[keep], context)
         if model.scores_histories:
             cols = state.col_of_pos[hist.positive]
             known = cols >= 0
@@ -1073,6 +1085,11 @@ def _best(positions: np.ndarray, scores: np.ndarray, k: int) -> tuple[list[int],
         positions, scores = positions[top], scores[top]
     order = np.lexsort((positions, -scores))[:k]
     return positions[order].tolist(), scores[order].tolist()
+
+
+def session_size(hist: _History) -> int:
+    """How many of ``hist.events`` came from the request's session (type -1, at the end)."""
+    return int((hist.events[2] == -1).sum())
 
 
 def _zscore(x: np.ndarray) -> np.ndarray:

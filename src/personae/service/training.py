@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from personae.errors import InvalidInput, PersonaeError
+from personae.store.records import utcnow
 
 if TYPE_CHECKING:
     from personae.models.base import Recommender
@@ -166,6 +167,42 @@ def train_version(store: Store, mv: ModelVersion, models_dir: Path,
         "n_users": view.n_users, "n_items": view.n_items, "n_events": view.n_events,
     }
     return fields, activate, message
+
+
+def register_version(store: Store, model: Recommender, item_ids: list[str],
+                     user_ids: list[str], *, models_dir: Path | None = None,
+                     metrics: dict[str, Any] | None = None, message: str | None = None,
+                     activate: bool = False) -> ModelVersion:
+    """Make a model trained elsewhere (federated training, a notebook) a version of the store:
+    its artifact is saved under ``models_dir/<version>/`` with the popularity prior, it is
+    recorded ``ready`` with ``metrics``, and activated when asked (every engine on the store
+    then serves it). ``item_ids``/``user_ids`` name the model's columns/rows."""
+    from personae.data.interactions import Interactions
+    from personae.service.engine import _default_models_dir
+    from personae.store import ModelVersion
+
+    if (len(user_ids), len(item_ids)) != (model.n_users_, model.n_items_):
+        raise InvalidInput(f"the model is {model.n_users_} users x {model.n_items_} items but "
+                           f"{len(user_ids)} user ids and {len(item_ids)} item ids were given")
+    folder_root = Path(models_dir) if models_dir is not None else _default_models_dir(store)
+    mv = ModelVersion(new_version_id(model.name), model.name, model.get_params(), "training",
+                      utcnow())
+    store.add_model_version(mv)
+    view = Interactions.from_store(store)
+    positive = view.event_weights > 0
+    counts = np.bincount(view.event_items[positive], minlength=view.n_items)
+    by_id = dict(zip(map(str, view.item_ids), counts.tolist(), strict=True))
+    popularity = np.array([by_id.get(i, 0) for i in item_ids], dtype=np.int64)
+    prior, segment = fit_prior(store, view)
+    if list(map(str, view.item_ids)) != list(item_ids):
+        prior, segment = None, None  # the prior must share the model's columns
+    save_artifact(folder_root / mv.version, model, list(item_ids), list(user_ids), popularity,
+                  prior=prior, segment=segment)
+    done = store.finish_model_version(
+        mv.version, activate=activate, finished_at=utcnow(),
+        metrics=_finite(dict(metrics or {})), message=message,
+        fingerprint=model.fingerprint_, n_users=model.n_users_, n_items=model.n_items_)
+    return done
 
 
 def save_artifact(folder: Path, model: Recommender, item_ids: list[str], user_ids: list[str],
