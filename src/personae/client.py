@@ -499,17 +499,20 @@ class Client:
                   filters: Mapping[str, Any] | None = None,
                   session_items: list[str] | None = None, explain: bool = False,
                   after: str | None = None, diversity: float | None = None,
-                  max_per_category: int | None = None) -> Recommendations:
+                  max_per_category: int | None = None, query: str | None = None,
+                  description: str | None = None) -> Recommendations:
         """Top-k items for a user (or an anonymous session given ``session_items``).
 
         ``filters`` keys: categories, exclude_categories, attributes, available_only,
         exclude_seen, exclude. ``after``: a previous ``rec_id``, for the next page.
         ``diversity`` (0–1) re-ranks by maximal marginal relevance; ``max_per_category`` caps
-        each category.
+        each category. ``query``: a request in words, combined with the user's history;
+        ``description``: a self-description, for a user with little history.
         """
         return self._send(_Calls.recommend(  # type: ignore[no-any-return]
             user_id, k, context, filters, session_items, explain, after,
-            {"diversity": diversity, "max_per_category": max_per_category}))
+            {"diversity": diversity, "max_per_category": max_per_category, "query": query,
+             "description": description}))
 
     def similar(self, item_id: str, k: int = 10, *, categories: list[str] | None = None,
                 available_only: bool = True) -> Recommendations:
@@ -616,10 +619,12 @@ class AsyncClient:
                         filters: Mapping[str, Any] | None = None,
                         session_items: list[str] | None = None, explain: bool = False,
                         after: str | None = None, diversity: float | None = None,
-                        max_per_category: int | None = None) -> Recommendations:
+                        max_per_category: int | None = None, query: str | None = None,
+                        description: str | None = None) -> Recommendations:
         return await self._send(_Calls.recommend(  # type: ignore[no-any-return]
             user_id, k, context, filters, session_items, explain, after,
-            {"diversity": diversity, "max_per_category": max_per_category}))
+            {"diversity": diversity, "max_per_category": max_per_category, "query": query,
+             "description": description}))
 
     async def similar(self, item_id: str, k: int = 10, *, categories: list[str] | None = None,
                       available_only: bool = True) -> Recommendations:

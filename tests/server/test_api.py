@@ -400,6 +400,12 @@ def test_filters_explain_and_paging(live: LiveServer, trained: str) -> None:
             if it["source"] == "model":
                 ex = it["explanation"]
                 assert abs(ex["total"] - it["score"]) <= 1e-4 * max(1.0, abs(it["score"]))
+        asked = c.post("/v1/recommendations", json={"user_id": "u02", "k": 3,
+                                                    "query": "something odd"}).json()
+        assert asked["strategy"] == "query" and len(asked["items"]) == 3
+        assert all(it["explanation"]["matched"] in ("query", "history", "both", "none")
+                   for it in asked["items"])
+        _error(c.post("/v1/recommendations", json={"user_id": "u02", "query": ""}), 422)
         diverse = c.post("/v1/recommendations", json={"user_id": "u02", "k": 4,
                                                       "max_per_category": 1}).json()
         assert len(diverse["items"]) >= 1

@@ -343,3 +343,46 @@ def test_bandit_ranking_logs_propensities_and_learns_from_rewards(engine: Engine
         fresh.close()
     with pytest.raises(InvalidInput, match="policy"):
         engine.rank("u9", cands, policy="greedy-ish")
+
+
+def test_natural_language_requests_combine_the_query_with_the_history(
+        planted: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Items with texts; a query shifts the list toward matching texts, two users asking the
+    same get different answers, and a self-description starts a user with no history."""
+    planted.upsert_items([
+        Item("a1", "A item 1", text="a funny light comedy for a family evening"),
+        Item("b1", "B item 1", text="a funny light comedy for a family evening"),
+        Item("a2", "A item 2", text="a slow dark science fiction epic in deep space"),
+        Item("b2", "B item 2", text="a slow dark science fiction epic in deep space"),
+    ])
+    eng = Engine(planted, tmp_path / "models", refresh_interval=0.0, text_encoder="hashing")
+    try:
+        eng.train("ease", {"l2": 1.0}, background=False)
+        query = "funny comedy for the family"
+        fan_a = [u for u in ("u0", "u1", "u2", "u3") if "a1" not in
+                 {e.item_id for e in planted.user_events(u)}][0]
+        fan_b = [u for u in ("u20", "u21", "u22", "u23") if "b1" not in
+                 {e.item_id for e in planted.user_events(u)}][0]
+        ra = eng.recommend(RecommendRequest(fan_a, k=3, query=query))
+        rb = eng.recommend(RecommendRequest(fan_b, k=3, query=query))
+        assert ra.strategy == rb.strategy == "query"
+        comedies = {"a1", "b1"}
+        assert ra.item_ids[0] in comedies and rb.item_ids[0] in comedies  # the query leads
+        assert ra.item_ids != rb.item_ids  # ... in each user's own taste
+        assert sum(i.startswith("a") for i in ra.item_ids) > \
+            sum(i.startswith("a") for i in rb.item_ids)
+        assert ra.items[0].explanation["matched"] in ("query", "both")
+        plain = eng.recommend(RecommendRequest(fan_a, k=3))
+        assert not comedies & set(plain.item_ids)  # without the query, no comedy on top
+        # filters still apply
+        only_b = eng.recommend(RecommendRequest(fan_a, k=3, query=query,
+                                                filters=Filters(categories=["B"])))
+        assert all(i.startswith("b") for i in only_b.item_ids)
+        # a self-description, no history
+        new = eng.recommend(RecommendRequest("stranger", k=2,
+                                             description="I love slow science fiction"))
+        assert set(new.item_ids) & {"a2", "b2"}
+        with pytest.raises(InvalidInput, match="query"):
+            eng.recommend(RecommendRequest("u1", query="  "))
+    finally:
+        eng.close()

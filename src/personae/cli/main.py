@@ -20,6 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from personae.cli.bandit import evaluate_off_policy
+from personae.cli.profile import profile_command
 from personae.errors import PersonaeError
 
 app = typer.Typer(
@@ -531,6 +533,8 @@ keys_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(keys_app, name="keys")
+app.command("profile")(profile_command)
+app.command("evaluate-off-policy")(evaluate_off_policy)
 
 
 class Role(StrEnum):
@@ -610,6 +614,9 @@ def serve(
     retrain_after_forget: Annotated[float, typer.Option(
         min=0.0, help="Seconds after a user is forgotten within which the serving model, "
                       "trained on their events, is retrained.")] = 3600.0,
+    text_encoder: Annotated[str, typer.Option(
+        help="Encoder of item texts and natural-language requests: wordllama (fast), minilm "
+             "(finer) or hashing (no model; tests).")] = "wordllama",
     maintenance_interval: Annotated[float, typer.Option(
         min=0.0, help="Seconds between two maintenance rounds of each worker (abandoned "
                       "training jobs, retraining after forgetting).")] = 10.0,
@@ -633,7 +640,7 @@ def serve(
             store=store, models_dir=str(models_dir) if models_dir else None, auth=not no_auth,
             max_body_bytes=max(1, int(max_body_mb * 1_000_000)), max_batch=max_batch,
             key_cache_ttl=key_cache_ttl, retrain_after_forget=retrain_after_forget,
-            maintenance_interval=maintenance_interval)
+            maintenance_interval=maintenance_interval, text_encoder=text_encoder)
         # Open (and create or upgrade) the store once here, so that the workers do not race on
         # migrations and a wrong location is one line, not a traceback per worker.
         with _open_store(store) as s:
@@ -791,6 +798,14 @@ def _timed(fn: Callable[[], T]) -> tuple[T, float]:
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
+
+
+from personae.cli.text import text_app  # noqa: E402 - it reuses the options above
+
+app.add_typer(text_app, name="text")
+from personae.cli.federated import app as federated_app  # noqa: E402 - same reason
+
+app.add_typer(federated_app, name="federated")
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

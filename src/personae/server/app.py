@@ -154,7 +154,8 @@ def create_app(store: str | Store | None = None, *,
         # the engine's own refresh at the start of each request is turned off: a request
         # never waits for a model to load.
         engine = Engine(st, models_dir=settings.models_dir, refresh_interval=math.inf,
-                        retrain_after_forget=settings.retrain_after_forget)
+                        retrain_after_forget=settings.retrain_after_forget,
+                        text_encoder=settings.text_encoder)
         background_refresh = True
     else:
         background_refresh = False
@@ -404,7 +405,8 @@ def create_app(store: str | Store | None = None, *,
         req = RecommendRequest(user_id=body.user_id, session_items=body.session_items,
                                k=body.k, context=body.context, filters=_filters(body.filters),
                                explain=body.explain, after=body.after,
-                               diversity=body.diversity, max_per_category=body.max_per_category)
+                               diversity=body.diversity, max_per_category=body.max_per_category,
+                               query=body.query, description=body.description)
         resp = eng.recommend(req)
         metrics.served("recommend", resp.strategy)
         return _json(_rec_json(resp))

@@ -251,6 +251,11 @@ class RecommendIn(BaseModel):
         "keeps the relevance order, 1 favours items unlike those already chosen the most.")
     max_per_category: int | None = Field(default=None, ge=1, le=1000,
                                          description="At most this many items per category.")
+    query: str | None = Field(default=None, min_length=1, max_length=2000, description=(
+        "What the user asks for, in words (\"something light for tonight\"): matched with the "
+        "items' text and combined with the user's history; each item says what matched."))
+    description: str | None = Field(default=None, min_length=1, max_length=2000, description=(
+        "A short self-description (\"I like slow science fiction\"): cold start from text."))
 
 
 class RecommendedItemOut(BaseModel):

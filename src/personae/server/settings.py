@@ -44,6 +44,9 @@ class ServerSettings:
     maintenance_interval : float, default 10.0 s
         How often each worker runs :meth:`personae.service.Engine.maintain` (fails training
         jobs whose process died, retrains after a user is forgotten).
+    text_encoder : str, default "wordllama"
+        Encoder of item texts and natural-language requests (``query``); "minilm" is finer
+        and slower. Needs ``personae[text]``.
     retrain_after_forget : float, default 3600.0 s
         At most this long after a user is forgotten, the active model (trained on their
         events) is replaced by a retrained one; their per-user state is removed at once.
@@ -58,6 +61,7 @@ class ServerSettings:
     refresh_interval: float = 1.0
     maintenance_interval: float = 10.0
     retrain_after_forget: float = 3600.0
+    text_encoder: str = "wordllama"
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_batch"):

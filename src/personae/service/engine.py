@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sqlalchemy.engine import make_url
 
 from personae.errors import InvalidInput, NotFound, PersonaeError
@@ -152,6 +153,11 @@ class Engine:
         50 %, 10 clicks 83 %, so that the first clicks count at once. On ml-100k's held-out
         users, a popularity-dominated set, 100–200 scored best offline
         (``bench/results/context.md``): raise it where popularity predicts that well.
+    text_encoder : str, default "wordllama"
+        The :mod:`personae.text` encoder of item texts and natural-language requests
+        (``query``/``description``); "minilm" is slower and finer. Needs
+        ``pip install 'personae[text]'``; item embeddings are cached in
+        ``models_dir/embeddings``.
     """
 
     def __init__(
@@ -168,6 +174,7 @@ class Engine:
         retrain_after_forget: float = 3600.0,
         rank_policy: str = "model",
         cold_start_blend: float = 2.0,
+        text_encoder: str = "wordllama",
     ) -> None:
         self._owns_store = not isinstance(store, Store)
         self.store: Store = store if isinstance(store, Store) else Store(store)
@@ -197,6 +204,9 @@ class Engine:
                 or not cold_start_blend > 0:
             raise InvalidInput(f"cold_start_blend must be a number > 0, got {cold_start_blend!r}")
         self.cold_start_blend = float(cold_start_blend)
+        self.text_encoder = text_encoder
+        self._text: tuple[str | None, Any] | None = None
+        self._text_lock = threading.Lock()
         self._bandit = BanditRanker(self.models_dir / "bandit")
         self._impressions = ImpressionLog(self.store, interval=float(impression_interval))
         self._refresh_lock = threading.Lock()
@@ -390,7 +400,12 @@ class Engine:
         else:
             strategy = "model" if stored_uid in art.user_pos else "fold-in"
         rerank = req.diversity is not None or req.max_per_category is not None
-        items = self._top(state, scores, allowed, max(req.k * 5, 100) if rerank else req.k)
+        want = max(req.k * 5, 100) if rerank else req.k
+        if req.query is not None or req.description is not None:
+            items = self._text_top(state, scores, hist, allowed, want, req)
+            strategy = "query"
+        else:
+            items = self._top(state, scores, allowed, want)
         if rerank:
             items = self._diversify(state, items, req)
         if req.explain:
@@ -777,6 +792,63 @@ class Engine:
                     for r, (p, v) in enumerate(zip(best, values, strict=True), len(out) + 1)]
         return out
 
+    def _text_ranker(self, state: _State) -> Any:
+        """The :class:`personae.text.query.QueryRanker` over the catalogue's item texts, built
+        on first use and whenever the catalogue changes (embeddings are cached on disk, keyed
+        by each item's text, so only new or changed texts are encoded)."""
+        from personae.models.content import Content
+        from personae.text.cache import EmbeddingCache
+        from personae.text.query import QueryRanker
+
+        cached = self._text
+        if cached is not None and cached[0] == state.catalog.version:
+            return cached[1]
+        with self._text_lock:
+            cached = self._text
+            if cached is not None and cached[0] == state.catalog.version:
+                return cached[1]
+            cache = EmbeddingCache(self.models_dir / "embeddings", encoder=self.text_encoder)
+            cache.update_from_store(self.store)
+            vectors, _ = cache.lookup(state.catalog.item_ids)
+            n = len(state.catalog)
+            model = Content(encoder=self.text_encoder).fit(
+                sp.csr_matrix((1, n), dtype=np.float32), item_embeddings=vectors)
+            ranker = QueryRanker(model, cache.encoder)
+            self._text = (state.catalog.version, ranker)
+            return ranker
+
+    def _text_top(self, state: _State, scores: np.ndarray | None, hist: _History,
+                  allowed: np.ndarray, k: int, req: RecommendRequest) -> list[RecommendedItem]:
+        """A natural-language request (and/or a self-description): the query's match with
+        each item's text, plus the user's history as the model scores it (or, without model
+        scores, as the content model does), each standardised; each item says which part
+        matched."""
+        ranker = self._text_ranker(state)
+        n = len(state.catalog)
+        history = None
+        if scores is not None and req.description is None:
+            # the collaborative model's scores, over catalogue positions (with a
+            # self-description, the content model scores history and description together)
+            history = np.full(n, np.nan, dtype=np.float32)
+            history[state.scored_pos] = scores[state.scored_cols]
+            floor = np.nanmin(history) if np.isfinite(history).any() else 0.0
+            history = np.where(np.isfinite(history), history, floor).astype(np.float32)
+        res = ranker.rank(req.query, items=hist.positive, weights=hist.weights,
+                          description=req.description, history_scores=history, k=k,
+                          allowed=allowed, exclude_seen=False)
+        out = []
+        for r, m in enumerate(res, 1):
+            reason = {"query": "matches your request", "history": "fits your history",
+                      "both": "matches your request and fits your history",
+                      "context": "fits the moment", "none": "closest overall"}[m.matched]
+            if req.description is not None and m.matched in ("history", "both"):
+                reason = reason.replace("your history", "what you told us you like")
+            out.append(RecommendedItem(
+                state.catalog.item_ids[m.item], m.score, r, [reason], "query",
+                {"method": "query", "matched": m.matched, "query_score": m.query_score,
+                 "history_score": m.history_score, "score": m.score}))
+        return out
+
     def _diversify(self, state: _State, items: list[RecommendedItem],
                    req: RecommendRequest) -> list[RecommendedItem]:
         """MMR over the best candidates (category overlap as similarity), and category caps.
@@ -840,6 +912,9 @@ class Engine:
         type_of: dict[int, str] | None = None
         out = []
         for it in items:
+            if it.source == "query":  # a natural-language request explains itself
+                out.append(it)
+                continue
             p = cat.pos[it.item_id]
             e = by_col.get(int(state.col_of_pos[p])) if it.source == "model" else None
             reasons: list[str] = []

@@ -25,7 +25,7 @@ RANGE_KEYS = ("gt", "gte", "lt", "lte")
 #: events, an anonymous session, popularity for a user with no usable history, similar items,
 #: a ranking of candidates.
 STRATEGIES = ("model", "fold-in", "session", "cold-start-popularity", "cold-start-segment",
-              "similar", "rank",
+              "query", "similar", "rank",
               "rank-linucb", "rank-thompson")
 
 
@@ -194,6 +194,12 @@ class RecommendRequest:
         ``None`` (default): no re-ranking.
     max_per_category : int, optional
         At most this many items of any one category in the list.
+    query : str, optional
+        What the user asks for in words ("something light for tonight"): matched against the
+        items' text and combined with the user's history (needs the engine's text encoder).
+    description : str, optional
+        A short self-description ("I like slow science fiction and old westerns"): cold
+        start from text for a user with little or no history.
     """
 
     user_id: str | None = None
@@ -205,6 +211,8 @@ class RecommendRequest:
     after: str | None = None
     diversity: float | None = None
     max_per_category: int | None = None
+    query: str | None = None
+    description: str | None = None
 
     def __post_init__(self) -> None:
         if self.user_id is not None:
@@ -222,6 +230,12 @@ class RecommendRequest:
             if isinstance(d, bool) or not isinstance(d, int | float) or not 0.0 <= d <= 1.0:
                 raise InvalidInput(f"diversity must be a number in [0, 1], got {d!r}")
             self.diversity = float(d)
+        for name in ("query", "description"):
+            text = getattr(self, name)
+            if text is not None and (not isinstance(text, str) or not text.strip()
+                                     or len(text) > 2000):
+                raise InvalidInput(f"{name} must be a non-empty string of at most 2,000 "
+                                   f"characters, got {text!r:.60}")
         if self.max_per_category is not None:
             m = self.max_per_category
             if isinstance(m, bool) or not isinstance(m, int) or m < 1:
@@ -236,7 +250,8 @@ class RecommendRequest:
             "user_id": self.user_id, "session_items": self.session_items, "k": self.k,
             "context": self.context, "filters": self.filters.to_dict(), "explain": self.explain,
             "after": self.after, "diversity": self.diversity,
-            "max_per_category": self.max_per_category,
+            "max_per_category": self.max_per_category, "query": self.query,
+            "description": self.description,
         }
 
 
