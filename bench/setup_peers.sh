@@ -12,7 +12,9 @@
 #   1. torch first, from the CPU wheel pip finds locally (find-links). Installing anything that
 #      depends on torch before it would pull the multi-GB CUDA build from the index.
 #   2. personae itself (editable), then implicit and cornac (cornac's VAECF uses torch).
-#   3. lightfm 1.17: its sdist fails under PEP 517 isolation; with pip 25.2, wheel, Cython,
+#   3. recbole 1.2.1 (torch pinned in the same command); it needs run-time shims, applied by
+#      bench/peers/recbole_models.py (never import recbole.quick_start: its ray import fails).
+#   4. lightfm 1.17: its sdist fails under PEP 517 isolation; with pip 25.2, wheel, Cython,
 #      numpy and scipy present, `--no-use-pep517 --no-build-isolation` builds it.
 # The installed versions are written to bench/results/peers-versions.txt.
 set -euo pipefail
@@ -24,6 +26,7 @@ PY="${PYTHON:-python3}"
 TORCH_VERSION="2.13.0"
 PIP_VERSION="25.2"   # the last pip that still runs `setup.py install`-style legacy builds
 LIGHTFM_VERSION="1.17"
+RECBOLE_VERSION="1.2.1"  # installs next to torch 2.13 and NumPy 2 with small run-time shims
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'setup_peers: %s\n' "$*" >&2; exit 1; }
@@ -55,13 +58,18 @@ pip install --quiet -e "$ROOT"
 step "implicit, cornac 3.x"
 pip install --quiet "implicit>=0.7" "cornac>=3,<4"
 
+step "recbole $RECBOLE_VERSION (SASRec, BPR, LightGCN; run through the shims in bench/peers/recbole_models.py)"
+if ! "$vpy" -c "import importlib.metadata as m, sys; sys.exit(m.version('recbole') != '$RECBOLE_VERSION')" 2>/dev/null; then
+    pip install --quiet "recbole==$RECBOLE_VERSION" "torch==$TORCH_VERSION"
+fi
+
 step "lightfm $LIGHTFM_VERSION (legacy build)"
 if ! "$vpy" -c "import importlib.metadata as m, sys; sys.exit(m.version('lightfm') != '$LIGHTFM_VERSION')" 2>/dev/null; then
     pip install --quiet --no-use-pep517 --no-build-isolation "lightfm==$LIGHTFM_VERSION"
 fi
 
 step "checking that everything imports, and that torch is still the CPU build"
-"$vpy" - <<'EOF'
+"$vpy" - "$HERE" <<'EOF'
 import importlib.metadata as md
 import sys
 
@@ -72,10 +80,17 @@ import lightfm  # noqa: F401
 import personae  # noqa: F401
 import torch
 
+sys.path.insert(0, sys.argv[1])  # bench/, for the RecBole shims
+from peers.recbole_models import apply_shims  # noqa: E402
+
+apply_shims()
+import recbole.config  # noqa: F401,E402
+import recbole.data  # noqa: F401,E402
+
 if torch.version.cuda is not None:
     sys.exit(f"torch {torch.__version__} was replaced by a CUDA build (cuda {torch.version.cuda})")
-names = ["personae", "torch", "implicit", "cornac", "lightfm", "numpy", "scipy", "threadpoolctl",
-         "Cython", "pip"]
+names = ["personae", "torch", "implicit", "cornac", "lightfm", "recbole", "numpy", "scipy",
+         "threadpoolctl", "Cython", "pip"]
 print(f"python {sys.version.split()[0]}")
 for name in names:
     print(f"{name} {md.version(name)}")
@@ -85,7 +100,7 @@ mkdir -p "$HERE/results"
 import importlib.metadata as md, platform, sys
 print(f"# bench/.venv-peers, written by bench/setup_peers.sh")
 print(f"python {sys.version.split()[0]} ({platform.platform()})")
-for name in ["personae", "torch", "implicit", "cornac", "lightfm", "numpy", "scipy",
+for name in ["personae", "torch", "implicit", "cornac", "lightfm", "recbole", "numpy", "scipy",
              "threadpoolctl"]:
     print(f"{name} {md.version(name)}")
 EOF

@@ -26,6 +26,9 @@ PEERS: dict[str, str] = {
     "cornac.bpr": "cornac_models:BPR",
     "cornac.vaecf": "cornac_models:VAECF",
     "lightfm.warp": "lightfm_models:WARP",
+    "recbole.sasrec": "recbole_models:SASRec",
+    "recbole.bpr": "recbole_models:BPR",
+    "recbole.lightgcn": "recbole_models:LightGCN",
 }
 
 

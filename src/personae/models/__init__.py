@@ -29,6 +29,10 @@ MODELS: dict[str, str] = {
     "als": "personae.models.als:ALS",
     "bpr": "personae.models.bpr:BPR",
     "blend": "personae.models.blend:Blend",
+    "fedmf": "personae.privacy.fedmf:FedMF",  # federated-ready MF (issue 9)
+    "content": "personae.models.content:Content",
+    "twotower": "personae.models.twotower:TwoTower",
+    "sasrec": "personae.models.sasrec:SASRec",
 }
 
 

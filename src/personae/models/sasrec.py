@@ -1,0 +1,488 @@
+"""SASRec: a causal self-attention Transformer over each user's time-ordered events.
+
+Kang & McAuley, *Self-Attentive Sequential Recommendation* (ICDM 2018), trained here on every
+position of every sequence with a full softmax over the catalogue (``loss="ce"``) or a sampled
+softmax with log-Q correction (``loss="sampled"``, for catalogues too large for a full softmax).
+The item embedding is shared by the input and the output layer.
+
+Serving scores the next item from a *live* history: :meth:`SASRec.score_history` takes the
+user's items in time order (oldest first), so a click changes the next recommendation at once,
+without refitting. Training users are scored from their training sequence (the last
+``max_len`` items).
+
+Where the order comes from:
+
+- ``fit(Interactions)``: :meth:`Interactions.sequences` (time, then arrival order);
+- ``fit(csr_matrix)``: a plain matrix has no order, so each row's items in column order;
+- :meth:`score_history`: the order given; :meth:`score_histories` (csr rows): column order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from personae.errors import InvalidInput
+from personae.models import _torch as T
+from personae.models._params import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_number,
+    check_random_state,
+)
+from personae.models.base import Recommender
+
+
+class SASRec(Recommender):
+    """Self-attentive sequential recommendation (next-item prediction).
+
+    Parameters
+    ----------
+    factors : int, default 64
+        Width of the item and position embeddings and of every layer.
+    n_layers : int, default 2
+        Transformer blocks.
+    n_heads : int, default 2
+        Attention heads (``factors`` must be divisible by it).
+    max_len : int, default 50
+        Longest sequence read: training splits longer sequences into windows of ``max_len``
+        (every event is a target once), scoring reads the last ``max_len`` items.
+    dropout : float, default 0.2
+        Dropout on embeddings, attention and feed-forward outputs.
+    epochs : int, default 25
+        Passes over the data (fewer with early stopping).
+    batch_size : int, default 128
+        Sequence windows per step.
+    learning_rate : float, default 5e-3
+        Adam step size (the start of the linear decay).
+    l2 : float, default 0.0
+        Adam weight decay.
+    lr_decay : bool, default True
+        Decay the step size linearly to 0 over ``epochs``.
+    loss : {"ce", "sampled"}, default "ce"
+        Full softmax over the catalogue, or a sampled softmax over ``n_negatives`` items drawn
+        by popularity with log-Q correction.
+    n_negatives : int, default 256
+        Negatives per step for ``loss="sampled"`` (shared by the batch).
+    validation : float, default 0.0
+        Share of users (with at least 3 events) whose last item is held out to early-stop on
+        NDCG@10; 0 trains for ``epochs`` with no hold-out.
+    patience : int, default 3
+        Epochs without a validation gain before stopping (with ``validation`` > 0).
+    random_state : int or None, default None
+        Seed of the initialisation, dropout and batch order. Same seed, same model.
+    num_threads : int or None, default None
+        ``torch.set_num_threads`` during fit and scoring (None: every allowed core).
+    verbose : bool, default False
+        One line per epoch on stderr: loss, validation NDCG@10, seconds.
+
+    Attributes
+    ----------
+    seq_indptr_, seq_items_ : int64 arrays
+        Each training user's last ``max_len`` items in time order (CSR-style).
+    history_ : list of dict
+        Per epoch: loss, validation NDCG@10 (with ``validation``), seconds.
+    best_epoch_ : int
+        The epoch whose weights are kept (1-based).
+    """
+
+    name: ClassVar[str] = "sasrec"
+    scores_histories: ClassVar[bool] = True
+    #: Scores depend on the order of a history: callers pass items oldest first (with
+    #: repeats) to :meth:`score_history`, not a de-duplicated set.
+    sequential: ClassVar[bool] = True
+
+    seq_indptr_: np.ndarray
+    seq_items_: np.ndarray
+    history_: list[dict[str, float]]
+    best_epoch_: int
+
+    def __init__(
+        self,
+        factors: int = 64,
+        n_layers: int = 2,
+        n_heads: int = 2,
+        max_len: int = 50,
+        dropout: float = 0.2,
+        epochs: int = 25,
+        batch_size: int = 128,
+        learning_rate: float = 5e-3,
+        l2: float = 0.0,
+        lr_decay: bool = True,
+        loss: str = "ce",
+        n_negatives: int = 256,
+        validation: float = 0.0,
+        patience: int = 3,
+        random_state: int | None = None,
+        num_threads: int | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.factors = factors
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.max_len = max_len
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.l2 = l2
+        self.lr_decay = lr_decay
+        self.loss = loss
+        self.n_negatives = n_negatives
+        self.validation = validation
+        self.patience = patience
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ parameters
+
+    def _validate_params(self) -> None:
+        m = type(self).__name__
+        for name in ("factors", "n_layers", "n_heads", "max_len", "epochs", "batch_size",
+                     "n_negatives", "patience"):
+            check_int(m, name, getattr(self, name), 1)
+        if self.factors % self.n_heads:
+            raise InvalidInput(f"The 'n_heads' parameter of {m} must divide factors "
+                               f"({self.factors}). Got {self.n_heads!r} instead.")
+        check_number(m, "dropout", self.dropout, "a float in [0, 1)", lambda v: 0 <= v < 1)
+        check_float(m, "learning_rate", self.learning_rate, strict=True)
+        check_float(m, "l2", self.l2, strict=False)
+        check_choice(m, "loss", self.loss, ("ce", "sampled"))
+        check_number(m, "validation", self.validation, "a float in [0, 1)",
+                     lambda v: 0 <= v < 1)
+        check_random_state(m, self.random_state)
+        if self.num_threads is not None:
+            check_int(m, "num_threads", self.num_threads, 1)
+        check_bool(m, "verbose", self.verbose)
+        check_bool(m, "lr_decay", self.lr_decay)
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, data: Any, item_features: np.ndarray | None = None) -> SASRec:
+        """Learn next-item prediction from each user's time-ordered items.
+
+        Parameters
+        ----------
+        data : Interactions or scipy.sparse matrix, shape (n_users, n_items)
+            With an :class:`~personae.data.interactions.Interactions`, sequences follow event
+            time; a plain matrix has no time, so its rows are read in column order.
+        item_features : float array (n_items, d), optional
+            Item side information (e.g. text embeddings, :mod:`personae.data.side`), projected
+            and added to the item embeddings of the input and the output.
+        """
+        self._item_features = item_features
+        try:
+            return super().fit(data)
+        finally:
+            del self._item_features
+
+    def _fit(self, X: sp.csr_matrix, view: Any) -> None:
+        torch = T.import_torch()
+        feats = None
+        if self._item_features is not None:
+            feats = T.check_matrix(type(self).__name__, "item_features", self._item_features,
+                                   X.shape[1])
+        self.item_features_ = feats
+        if view is not None:
+            seqs = view.sequences()
+            indptr, items = seqs.indptr.astype(np.int64), seqs.items.astype(np.int64)
+        else:
+            indptr, items = X.indptr.astype(np.int64), X.indices.astype(np.int64)
+        rng = np.random.default_rng(self.random_state)
+        with T.torch_threads(self.num_threads):
+            T.generator(self.random_state)
+            self.net_ = _build(torch, self.n_items_, self._arch(), feats)
+            # hold out the last item of a share of users to early-stop on
+            lengths = np.diff(indptr)
+            val_users = np.zeros(0, dtype=np.int64)
+            if self.validation > 0:
+                eligible = np.flatnonzero(lengths >= 3)
+                n_val = int(round(self.validation * eligible.size))
+                val_users = np.sort(rng.choice(eligible, size=n_val, replace=False))
+            train_end = indptr[1:].copy()
+            train_end[val_users] -= 1
+            windows = _windows(indptr[:-1], train_end, items, self.max_len + 1)
+            self._train(torch, windows, items, indptr, train_end, val_users, X, rng)
+        last = np.maximum(indptr[:-1], indptr[1:] - self.max_len)
+        self.seq_indptr_ = np.r_[0, np.cumsum(indptr[1:] - last)].astype(np.int64)
+        self.seq_items_ = np.concatenate(
+            [items[a:b] for a, b in zip(last, indptr[1:], strict=True)] or [np.zeros(0)]
+        ).astype(np.int64)
+
+    def _arch(self) -> dict[str, Any]:
+        return {"factors": int(self.factors), "n_layers": int(self.n_layers),
+                "n_heads": int(self.n_heads), "max_len": int(self.max_len),
+                "dropout": float(self.dropout)}
+
+    def _train(self, torch: Any, windows: np.ndarray, items: np.ndarray, indptr: np.ndarray,
+               train_end: np.ndarray, val_users: np.ndarray, X: sp.csr_matrix,
+               rng: np.random.Generator) -> None:
+        net = self.net_
+        opt = torch.optim.Adam(net.parameters(), lr=float(self.learning_rate),
+                               weight_decay=float(self.l2))
+        n_steps = int(self.epochs) * -(-windows.shape[0] // int(self.batch_size))
+        # linear decay of the step size to 0 over the planned steps: most of the last epochs'
+        # gain on short budgets
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: max(0.0, 1.0 - step / n_steps) if self.lr_decay else 1.0)
+        log = T.EpochLog("sasrec", int(self.epochs), bool(self.verbose))
+        stopper = T.EarlyStopping(int(self.patience)) if val_users.size else None
+        sampled = self.loss == "sampled"
+        if sampled:
+            pop = np.bincount(items, minlength=self.n_items_).astype(np.float64) + 1.0
+            q = torch.from_numpy(pop / pop.sum()).float()
+        wt = torch.from_numpy(windows)  # (n_windows, max_len + 1), 0 = padding, else item + 1
+        filled = (windows > 0).sum(axis=1)
+        for epoch in range(int(self.epochs)):
+            net.train()
+            total, count = 0.0, 0
+            # windows of similar length together (less padding to compute), batches shuffled
+            order = np.lexsort((rng.random(filled.size), filled))
+            chunks = [order[i:i + int(self.batch_size)]
+                      for i in range(0, order.size, int(self.batch_size))]
+            for c in rng.permutation(len(chunks)):
+                batch = chunks[c]
+                w = _trim(wt[torch.from_numpy(batch)])
+                inp, tgt = w[:, :-1], w[:, 1:]
+                h = net(inp)  # (B, L, d)
+                valid = tgt > 0
+                hv, tv = h[valid], tgt[valid] - 1
+                if sampled:
+                    neg = torch.multinomial(q, int(self.n_negatives), replacement=True)
+                    pos_logit = (hv * net.item_vectors(tv)).sum(-1, keepdim=True)
+                    neg_logit = hv @ net.item_vectors(neg).T
+                    logits = torch.cat([pos_logit - torch.log(q[tv])[:, None],
+                                        neg_logit - torch.log(q[neg])[None, :]], dim=1)
+                    loss = torch.nn.functional.cross_entropy(
+                        logits, torch.zeros(tv.shape[0], dtype=torch.long))
+                else:
+                    logits = hv @ net.all_item_vectors().T
+                    loss = torch.nn.functional.cross_entropy(logits, tv)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += float(loss.detach()) * int(tv.shape[0])
+                count += int(tv.shape[0])
+            metric = None
+            if stopper is not None:
+                metric = self._validate(torch, items, indptr, train_end, val_users)
+            log.epoch(epoch, total / max(count, 1), metric)
+            if stopper is not None and metric is not None \
+                    and stopper.update(epoch, metric, net.state_dict()):
+                break
+        if stopper is not None and stopper.best_state is not None:
+            net.load_state_dict(stopper.best_state)
+            self.best_epoch_ = stopper.best_epoch + 1
+        else:
+            self.best_epoch_ = len(log.history)
+        self.history_ = log.history
+        net.eval()
+
+    def _validate(self, torch: Any, items: np.ndarray, indptr: np.ndarray,
+                  train_end: np.ndarray, val_users: np.ndarray) -> float:
+        seqs = [items[max(indptr[u], train_end[u] - self.max_len):train_end[u]]
+                for u in val_users]
+        scores = self._score_sequences(seqs)
+        for row, u in enumerate(val_users):
+            scores[row, items[indptr[u]:train_end[u]]] = -np.inf
+        return T.ndcg_at_10(scores, items[train_end[val_users]])
+
+    # ------------------------------------------------------------------ scoring
+
+    def _score_sequences(self, seqs: list[np.ndarray], batch_size: int = 512) -> np.ndarray:
+        """Next-item scores after each sequence (items oldest first), float32 (n, n_items)."""
+        torch = T.import_torch()
+        L = int(self.max_len)
+        out = np.empty((len(seqs), self.n_items_), dtype=np.float32)
+        with T.torch_threads(self.num_threads), torch.inference_mode():
+            self.net_.eval()
+            item_vecs = self.net_.all_item_vectors()
+            for start in range(0, len(seqs), batch_size):
+                chunk = seqs[start:start + batch_size]
+                inp = np.zeros((len(chunk), L), dtype=np.int64)
+                for r, s in enumerate(chunk):
+                    s = np.asarray(s, dtype=np.int64)[-L:]
+                    if s.size:
+                        inp[r, L - s.size:] = s + 1
+                h = self.net_(_trim(torch.from_numpy(inp)))[:, -1, :]
+                out[start:start + len(chunk)] = (h @ item_vecs.T).numpy()
+        return out
+
+    def _score_users(self, users: np.ndarray, context: Mapping[str, Any] | None) -> np.ndarray:
+        ip, it = self.seq_indptr_, self.seq_items_
+        return self._score_sequences([it[ip[u]:ip[u + 1]] for u in users])
+
+    def _score_histories(self, histories: sp.csr_matrix,
+                         context: Mapping[str, Any] | None) -> np.ndarray:
+        H = sp.csr_matrix(histories)
+        H.sort_indices()
+        seqs = [H.indices[H.indptr[r]:H.indptr[r + 1]][H.data[H.indptr[r]:H.indptr[r + 1]] > 0]
+                for r in range(H.shape[0])]
+        return self._score_sequences(seqs)
+
+    def _score_history(self, items: np.ndarray, weights: np.ndarray,
+                       context: Mapping[str, Any] | None) -> np.ndarray:
+        """``items`` in time order, oldest first; repeats are events (kept), weights ≤ 0 dropped."""
+        return self._score_sequences([items[weights > 0]])[0]
+
+    def score_sequences(self, sequences: list[np.ndarray] | list[list[int]]) -> np.ndarray:
+        """Next-item scores for many live histories, each a list of item indices oldest first.
+
+        Returns float32 (len(sequences), n_items). ``score_sequences([s])[0]`` equals
+        ``score_history(s)``.
+        """
+        self._check_fitted()
+        seqs = []
+        for s in sequences:
+            a = np.asarray(s, dtype=np.int64).reshape(-1)
+            if a.size and (a.min() < 0 or a.max() >= self.n_items_):
+                raise InvalidInput(f"history item indices must be in [0, {self.n_items_}), got "
+                                   f"{int(a.min())}..{int(a.max())}")
+            seqs.append(a)
+        return self._score_sequences(seqs)
+
+    # ------------------------------------------------------------------ persistence
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        state = T.state_to_numpy(self.net_.state_dict(), "net.")
+        state.update(seq_indptr=self.seq_indptr_, seq_items=self.seq_items_)
+        if self.item_features_ is not None:
+            state["item_features"] = self.item_features_
+        return state
+
+    def _get_meta(self) -> dict[str, Any]:
+        return {"best_epoch": self.best_epoch_, "history": self.history_}
+
+    def _set_meta(self, meta: Mapping[str, Any]) -> None:
+        self.best_epoch_ = int(meta.get("best_epoch", 0))
+        self.history_ = list(meta.get("history", []))
+
+    def _set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        torch = T.import_torch()
+        self.seq_indptr_ = np.asarray(arrays["seq_indptr"], dtype=np.int64)
+        self.seq_items_ = np.asarray(arrays["seq_items"], dtype=np.int64)
+        feats = arrays.get("item_features")
+        self.item_features_ = None if feats is None else np.asarray(feats, dtype=np.float32)
+        self.net_ = _build(torch, self.n_items_, self._arch(), self.item_features_)
+        self.net_.load_state_dict(T.numpy_to_state(arrays, "net."))
+        self.net_.eval()
+
+
+# ---------------------------------------------------------------------- data
+
+
+def _windows(starts: np.ndarray, ends: np.ndarray, items: np.ndarray, width: int) -> np.ndarray:
+    """Every user's sequence cut into windows of ``width`` (the newest window ends at the last
+    item; windows overlap by one item so that every event but the first is a target once),
+    left-padded with 0, items shifted by +1. int64 (n_windows, width)."""
+    rows: list[np.ndarray] = []
+    step = width - 1
+    for a, b in zip(starts, ends, strict=True):
+        end = int(b)
+        while end - int(a) >= 2:
+            begin = max(int(a), end - width)
+            w = np.zeros(width, dtype=np.int64)
+            w[width - (end - begin):] = items[begin:end] + 1
+            rows.append(w)
+            end -= step
+    if not rows:
+        raise InvalidInput("SASRec needs at least one user with 2 or more events to learn from")
+    return np.stack(rows)
+
+
+def _trim(w: Any) -> Any:
+    """Drop the leading columns that are padding in every row (left-padded windows): exact,
+    since padding is masked out of attention and positions count from the right."""
+    nonpad = (w > 0).any(dim=0).nonzero()
+    first = int(nonpad[0, 0]) if nonpad.numel() else w.shape[1] - 1
+    return w[:, min(first, w.shape[1] - 1):]
+
+
+# ---------------------------------------------------------------------- the network
+
+
+def _build(torch: Any, n_items: int, arch: Mapping[str, Any],
+           item_features: np.ndarray | None) -> Any:
+    nn = torch.nn
+    Module: Any = nn.Module  # a variable, for type checkers: torch is imported lazily
+    F = torch.nn.functional
+    d, heads, L, p = arch["factors"], arch["n_heads"], arch["max_len"], arch["dropout"]
+
+    class Block(Module):  # pre-norm self-attention + feed-forward
+        def __init__(self) -> None:
+            super().__init__()
+            self.ln1 = nn.LayerNorm(d)
+            self.qkv = nn.Linear(d, 3 * d)
+            self.out = nn.Linear(d, d)
+            self.ln2 = nn.LayerNorm(d)
+            self.ff1 = nn.Linear(d, d)
+            self.ff2 = nn.Linear(d, d)
+            self.drop = nn.Dropout(p)
+
+        def forward(self, x: Any, mask: Any) -> Any:
+            B, n, _ = x.shape
+            q, k, v = self.qkv(self.ln1(x)).view(B, n, 3, heads, d // heads).permute(
+                2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                               dropout_p=p if self.training else 0.0)
+            x = x + self.drop(self.out(a.transpose(1, 2).reshape(B, n, d)))
+            return x + self.drop(self.ff2(self.drop(F.gelu(self.ff1(self.ln2(x))))))
+
+    class Net(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.items = nn.Embedding(n_items + 1, d, padding_idx=0)
+            nn.init.normal_(self.items.weight, std=0.02)
+            with torch.no_grad():
+                self.items.weight[0].zero_()
+            self.pos = nn.Embedding(L, d)
+            nn.init.normal_(self.pos.weight, std=0.02)
+            self.blocks = nn.ModuleList(Block() for _ in range(arch["n_layers"]))
+            self.ln = nn.LayerNorm(d)
+            self.drop = nn.Dropout(p)
+            if item_features is not None:
+                self.register_buffer("feats", torch.from_numpy(np.asarray(item_features)))
+                self.proj = nn.Linear(item_features.shape[1], d, bias=False)
+            else:
+                self.feats = None
+
+        def item_vectors(self, idx: Any) -> Any:
+            """Vectors of items ``idx`` (0-based)."""
+            v = self.items(idx + 1)
+            if self.feats is not None:
+                v = v + self.proj(self.feats[idx])
+            return v
+
+        def all_item_vectors(self) -> Any:
+            v = self.items.weight[1:]
+            if self.feats is not None:
+                v = v + self.proj(self.feats)
+            return v
+
+        def forward(self, inp: Any) -> Any:
+            """inp: int64 (B, L), 0 = padding, else item + 1 → hidden states (B, L, d)."""
+            pad = inp == 0
+            x = self.items(inp)
+            if self.feats is not None:
+                fx = self.proj(self.feats[(inp - 1).clamp(min=0)])
+                x = x + fx.masked_fill(pad[..., None], 0.0)
+            x = x * (d ** 0.5) + self.pos.weight[None, -inp.shape[1]:, :]
+            x = self.drop(x).masked_fill(pad[..., None], 0.0)
+            n = inp.shape[1]
+            # attend to earlier real items, and always to oneself (so that a padded row is not
+            # all -inf): a history's scores do not depend on how much padding it has
+            causal = torch.ones(n, n, dtype=torch.bool).tril()
+            mask = (causal[None] & ~pad[:, None, :]) | torch.eye(n, dtype=torch.bool)[None]
+            mask = mask[:, None]  # (B, 1, L, L), broadcast over heads
+            for block in self.blocks:
+                x = block(x, mask).masked_fill(pad[..., None], 0.0)
+            return self.ln(x)
+
+    return Net()

@@ -1,0 +1,619 @@
+"""A hybrid two-tower model: a user tower (history pooling, user id, demographics, request
+context) and an item tower (item id, categories, attributes, text embedding), scored by a dot
+product, so that retrieval over a large catalogue is a nearest-neighbour search
+(:mod:`personae.models.ann`).
+
+Training (per step, a batch of users): each user's training items are split at random into an
+*input* part (pooled by the user tower) and a *target* part; the model learns to find the
+targets from the input, with a full softmax over the catalogue (``loss="softmax"``) or a sampled
+softmax over popularity-drawn negatives with log-Q correction (``loss="sampled"``, for large
+catalogues). Each target carries its own event's context (time bucket, device, …), which enters
+the user side, so the same user is scored differently at night and in the morning.
+
+Cold start: an item without training interactions has no usable id embedding, so its vectors
+come from its features alone (the id part is dropped at random in training, ``id_dropout``, so
+the feature part learns to stand alone); a new user is scored from history, features and
+context (:meth:`TwoTower.score_history`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from personae.errors import InvalidInput
+from personae.models import _torch as T
+from personae.models._params import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_number,
+    check_random_state,
+)
+from personae.models.base import Recommender
+
+if TYPE_CHECKING:
+    from personae.data.side import SideFeatures
+
+
+class TwoTower(Recommender):
+    """Hybrid two-tower retrieval model with context.
+
+    Parameters
+    ----------
+    factors : int, default 128
+        Width of both towers' output (the dot-product space).
+    user_embedding : bool, default False
+        Add a learned per-user id vector (training users only) to the pooled history.
+    input_keep : float, default 0.5
+        Share of a user's items given to the user tower in each training step (the rest are
+        the targets); at scoring time the whole history is used.
+    id_dropout : float, default 0.1
+        Probability that an item's id vectors are dropped in a training step (so the feature
+        part learns to score items on its own; only matters with item features).
+    dropout : float, default 0.0
+        Dropout on the pooled user representation.
+    epochs : int, default 12
+        Passes over the users (fewer with early stopping).
+    batch_size : int, default 32
+        Users per step.
+    learning_rate : float, default 1e-3
+        Adam step size.
+    l2 : float, default 0.0
+        Adam weight decay.
+    loss : {"softmax", "sampled"}, default "softmax"
+        Full softmax over the catalogue, or sampled softmax with log-Q correction.
+    n_negatives : int, default 1024
+        Shared negatives per step for ``loss="sampled"``.
+    init : {"svd", "random"}, default "svd"
+        Start the item id vectors (input and output) from a truncated SVD of the training
+        matrix (columns scaled by popularity^-0.25), so that training starts from PureSVD's
+        ranking instead of from noise; "random": small Gaussian vectors.
+    validation : float, default 0.0
+        Share of users of whom 20 % of items are held out to early-stop on NDCG@10 (0: off).
+    patience : int, default 5
+        Epochs without a validation gain before stopping.
+    random_state : int or None, default None
+        Seed: same seed, same model.
+    num_threads : int or None, default None
+        ``torch.set_num_threads`` during fit and scoring (None: every allowed core).
+    verbose : bool, default False
+        One line per epoch on stderr.
+
+    Side features are given to :meth:`fit` (``side=``, a :class:`personae.data.side.SideFeatures`
+    in the same index space); they are saved with the model.
+    """
+
+    name: ClassVar[str] = "twotower"
+    scores_histories: ClassVar[bool] = True
+    uses_context: ClassVar[bool] = True
+
+    history_: list[dict[str, float]]
+    best_epoch_: int
+    warm_: np.ndarray
+
+    def __init__(
+        self,
+        factors: int = 128,
+        user_embedding: bool = False,
+        input_keep: float = 0.5,
+        id_dropout: float = 0.1,
+        dropout: float = 0.0,
+        epochs: int = 12,
+        batch_size: int = 32,
+        learning_rate: float = 1e-3,
+        l2: float = 0.0,
+        loss: str = "softmax",
+        n_negatives: int = 1024,
+        init: str = "svd",
+        validation: float = 0.0,
+        patience: int = 5,
+        random_state: int | None = None,
+        num_threads: int | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.factors = factors
+        self.user_embedding = user_embedding
+        self.input_keep = input_keep
+        self.id_dropout = id_dropout
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.l2 = l2
+        self.loss = loss
+        self.n_negatives = n_negatives
+        self.init = init
+        self.validation = validation
+        self.patience = patience
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self.verbose = verbose
+
+    def _validate_params(self) -> None:
+        m = type(self).__name__
+        for name in ("factors", "epochs", "batch_size", "n_negatives", "patience"):
+            check_int(m, name, getattr(self, name), 1)
+        check_bool(m, "user_embedding", self.user_embedding)
+        check_number(m, "input_keep", self.input_keep, "a float in (0, 1)", lambda v: 0 < v < 1)
+        for name in ("id_dropout", "dropout", "validation"):
+            check_number(m, name, getattr(self, name), "a float in [0, 1)",
+                         lambda v: 0 <= v < 1)
+        check_float(m, "learning_rate", self.learning_rate, strict=True)
+        check_float(m, "l2", self.l2, strict=False)
+        check_choice(m, "loss", self.loss, ("softmax", "sampled"))
+        check_choice(m, "init", self.init, ("svd", "random"))
+        check_random_state(m, self.random_state)
+        if self.num_threads is not None:
+            check_int(m, "num_threads", self.num_threads, 1)
+        check_bool(m, "verbose", self.verbose)
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, data: Any, side: SideFeatures | None = None) -> TwoTower:
+        """Learn from interactions and (optionally) side features.
+
+        Parameters
+        ----------
+        data : Interactions or scipy.sparse matrix, shape (n_users, n_items)
+        side : SideFeatures, optional
+            Item, user and event-context features in the same index space
+            (:class:`personae.data.side.SideFeatures`). Event context codes are used only when
+            ``data`` is the Interactions they were built from (they are per event).
+        """
+        self._side = side
+        try:
+            return super().fit(data)
+        finally:
+            del self._side
+
+    def _fit(self, X: sp.csr_matrix, view: Any) -> None:
+        from personae.data.side import SideFeatures
+
+        torch = T.import_torch()
+        side = self._side if self._side is not None else SideFeatures.empty(*X.shape)
+        if (side.n_users, side.n_items) != X.shape:
+            raise InvalidInput(f"side features are for {side.n_users} users × {side.n_items} "
+                               f"items but the data is {X.shape[0]} × {X.shape[1]}")
+        self._store_side(side)
+        pair_ctx = self._pair_context(X, view, side)
+        rng = np.random.default_rng(self.random_state)
+        Xb = X.copy()
+        Xb.data[:] = 1.0
+        val_users = np.zeros(0, dtype=np.int64)
+        val_rows = sp.csr_matrix(X.shape, dtype=np.float32)
+        train = Xb
+        if self.validation > 0:
+            train, val_rows, val_users = _holdout(Xb, float(self.validation), rng)
+        self.warm_ = np.asarray((train > 0).sum(axis=0)).ravel() > 0
+        with T.torch_threads(self.num_threads):
+            T.generator(self.random_state)
+            self.net_ = self._build(torch)
+            if self.init == "svd":
+                self._svd_init(torch, train)
+            self._train(torch, train, pair_ctx, val_rows, val_users, rng)
+        self.warm_ = np.asarray((Xb > 0).sum(axis=0)).ravel() > 0
+
+    def _store_side(self, side: SideFeatures) -> None:
+        self.item_categories_ = sp.csr_matrix(side.item_categories, dtype=np.float32)
+        self.item_codes_ = np.asarray(side.item_codes, dtype=np.int64)
+        self.item_vocab_sizes_ = [len(v) for v in side.item_vocab]
+        self.item_numeric_ = np.asarray(side.item_numeric, dtype=np.float32)
+        self.item_text_ = (None if side.item_text is None
+                           else T.check_matrix("TwoTower", "item_text", side.item_text,
+                                               self.n_items_))
+        self.user_codes_ = np.asarray(side.user_codes, dtype=np.int64)
+        self.user_vocab_sizes_ = [len(v) for v in side.user_vocab]
+        self.context_fields_ = list(side.context_fields)
+        self.context_vocab_ = [list(v) for v in side.context_vocab]
+
+    def _pair_context(self, X: sp.csr_matrix, view: Any, side: SideFeatures) -> np.ndarray:
+        """Context codes of each training pair (its latest event), aligned with ``X.data``;
+        int64 (nnz, n_context_fields), -1 where unknown."""
+        n_f = len(side.context_fields)
+        out = np.full((X.nnz, n_f), -1, dtype=np.int64)
+        if n_f == 0 or side.event_codes is None or view is None:
+            return out
+        if side.event_codes.shape[0] != view.n_events:
+            raise InvalidInput(f"side.event_codes has {side.event_codes.shape[0]} rows but the "
+                               f"view has {view.n_events} events")
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        keys = rows.astype(np.int64) * X.shape[1] + X.indices
+        ek = view.event_users.astype(np.int64) * X.shape[1] + view.event_items
+        pos = np.searchsorted(keys, ek)
+        pos = np.minimum(pos, max(keys.size - 1, 0))
+        hit = keys[pos] == ek if keys.size else np.zeros(0, bool)
+        out[pos[hit]] = side.event_codes[hit]  # arrival order: the latest event wins
+        return out
+
+    def _svd_init(self, torch: Any, X: sp.csr_matrix) -> None:
+        """Item id vectors from a truncated SVD of X (columns scaled by popularity^-0.25)."""
+        from scipy.sparse.linalg import svds
+
+        k = min(int(self.factors), min(X.shape) - 1)
+        if k < 1 or X.nnz == 0:
+            return
+        counts = np.asarray(X.sum(axis=0)).ravel()
+        Xn = sp.csr_matrix(X @ sp.diags(1.0 / np.maximum(counts, 1.0) ** 0.25), dtype=np.float64)
+        if Xn.shape[0] * Xn.shape[1] <= 20_000_000:
+            # dense LAPACK: deterministic also where singular values repeat (ARPACK's basis
+            # of a repeated singular value depends on rounding)
+            vt = np.linalg.svd(Xn.toarray(), full_matrices=False)[2][:k]
+        else:
+            v0 = np.random.default_rng(self.random_state).uniform(-1, 1, min(Xn.shape))
+            vt = svds(Xn, k=k, v0=v0)[2]
+        V = np.zeros((X.shape[1], int(self.factors)), dtype=np.float32)
+        V[:, :k] = vt.T
+        V *= 2.0 / max(float(np.linalg.norm(V, axis=1).mean()), 1e-12)
+        with torch.no_grad():
+            self.net_.id_in.weight.copy_(torch.from_numpy(V))
+            self.net_.id_out.weight.copy_(torch.from_numpy(V))
+            # the user MLP starts as the identity (its residual branch at zero)
+            self.net_.mlp[-1].weight.zero_()
+            self.net_.mlp[-1].bias.zero_()
+
+    def _arch(self) -> dict[str, Any]:
+        return {
+            "d": int(self.factors), "n_users": self.n_users_, "n_items": self.n_items_,
+            "n_categories": self.item_categories_.shape[1],
+            "item_vocab": self.item_vocab_sizes_, "n_numeric": self.item_numeric_.shape[1],
+            "text_dim": 0 if self.item_text_ is None else self.item_text_.shape[1],
+            "user_vocab": self.user_vocab_sizes_,
+            "context_vocab": [len(v) for v in self.context_vocab_],
+            "user_embedding": bool(self.user_embedding), "dropout": float(self.dropout),
+        }
+
+    def _build(self, torch: Any) -> Any:
+        feats = {
+            "categories": self.item_categories_, "codes": self.item_codes_,
+            "numeric": self.item_numeric_, "text": self.item_text_,
+            "user_codes": self.user_codes_,
+        }
+        return _build(torch, self._arch(), feats)
+
+    def _train(self, torch: Any, X: sp.csr_matrix, pair_ctx: np.ndarray, val_rows: sp.csr_matrix,
+               val_users: np.ndarray, rng: np.random.Generator) -> None:
+        net = self.net_
+        opt = torch.optim.Adam(net.parameters(), lr=float(self.learning_rate),
+                               weight_decay=float(self.l2))
+        log = T.EpochLog("twotower", int(self.epochs), bool(self.verbose))
+        stopper = T.EarlyStopping(int(self.patience)) if val_users.size else None
+        users = np.flatnonzero(np.diff(X.indptr) >= 2)
+        if users.size == 0:
+            raise InvalidInput("TwoTower needs at least one user with 2 or more items")
+        warm = torch.from_numpy(self.warm_)
+        sampled = self.loss == "sampled"
+        pop = np.asarray(X.sum(axis=0)).ravel().astype(np.float64) + 1.0
+        q = torch.from_numpy(pop / pop.sum()).float()
+        for epoch in range(int(self.epochs)):
+            net.train()
+            total, count = 0.0, 0
+            for b in T.batches(users.size, int(self.batch_size), rng):
+                batch = users[b]
+                inp, tgt = _split_rows(X, batch, float(self.input_keep), rng)
+                keep_id = warm & (torch.rand(self.n_items_) >= float(self.id_dropout))
+                t_rows = torch.from_numpy(tgt[0])
+                t_items = torch.from_numpy(tgt[1])
+                ctx = torch.from_numpy(pair_ctx[tgt[2]])
+                u = net.users(torch.from_numpy(batch), *map(torch.from_numpy, inp), keep_id)
+                uq = u[t_rows] + net.context(ctx)
+                if sampled:
+                    neg = torch.multinomial(q, int(self.n_negatives), replacement=True)
+                    vp = net.items_out(t_items, keep_id)
+                    vn = net.items_out(neg, keep_id)
+                    logits = torch.cat([(uq * vp).sum(-1, keepdim=True)
+                                        - torch.log(q[t_items])[:, None],
+                                        uq @ vn.T - torch.log(q[neg])[None, :]], dim=1)
+                    loss = torch.nn.functional.cross_entropy(
+                        logits, torch.zeros(t_items.shape[0], dtype=torch.long))
+                else:
+                    logits = uq @ net.items_out(None, keep_id).T
+                    loss = torch.nn.functional.cross_entropy(logits, t_items)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * int(t_items.shape[0])
+                count += int(t_items.shape[0])
+            metric = None
+            if stopper is not None:
+                metric = self._validate(X, val_rows, val_users)
+            log.epoch(epoch, total / max(count, 1), metric)
+            if stopper is not None and metric is not None \
+                    and stopper.update(epoch, metric, net.state_dict()):
+                break
+        if stopper is not None and stopper.best_state is not None:
+            net.load_state_dict(stopper.best_state)
+            self.best_epoch_ = stopper.best_epoch + 1
+        else:
+            self.best_epoch_ = len(log.history)
+        self.history_ = log.history
+        net.eval()
+
+    def _validate(self, X: sp.csr_matrix, val_rows: sp.csr_matrix, users: np.ndarray) -> float:
+        from personae.evaluate.metrics import ranking_metrics
+        from personae.models.topk import topk
+
+        self.net_.eval()
+        scores = self._score(X[users], users, None)
+        items, _ = topk(scores, 10, exclude=X[users])
+        return float(ranking_metrics(items, val_rows[users], (10,))["ndcg@10"].mean())
+
+    # ------------------------------------------------------------------ scoring
+
+    def _score(self, H: sp.csr_matrix, users: np.ndarray | None,
+               context: Mapping[str, Any] | None, batch_size: int = 1024) -> np.ndarray:
+        """Scores (len(H), n_items) float32 from histories ``H``, user rows ``users`` (None:
+        unknown users) and one request context."""
+        torch = T.import_torch()
+        H = sp.csr_matrix(H, dtype=np.float32)
+        out = np.empty((H.shape[0], self.n_items_), dtype=np.float32)
+        ctx = torch.from_numpy(self._encode_context(context)[None, :])
+        with T.torch_threads(self.num_threads), torch.inference_mode():
+            self.net_.eval()
+            warm = torch.from_numpy(self.warm_)
+            v = self.net_.items_out(None, warm)
+            bias = self.net_.item_bias(warm)
+            cvec = self.net_.context(ctx)
+            for start in range(0, H.shape[0], batch_size):
+                rows = H[start:start + batch_size]
+                u_idx = (np.full(rows.shape[0], -1, dtype=np.int64) if users is None
+                         else users[start:start + batch_size])
+                seg = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+                inp = (rows.indices.astype(np.int64), seg.astype(np.int64),
+                       rows.data.astype(np.float32))
+                u = self.net_.users(torch.from_numpy(u_idx), *map(torch.from_numpy, inp), warm)
+                s = (u + cvec) @ v.T + bias[None, :]
+                out[start:start + rows.shape[0]] = s.numpy()
+        return out
+
+    def _encode_context(self, context: Mapping[str, Any] | None) -> np.ndarray:
+        from personae.data.features import TIME_BUCKETS, time_buckets
+
+        ctx = context or {}
+        out = np.full(len(self.context_fields_), -1, dtype=np.int64)
+        for f, (name, vocab) in enumerate(zip(self.context_fields_, self.context_vocab_,
+                                              strict=True)):
+            if name in TIME_BUCKETS:
+                if ctx.get("ts") is not None:
+                    out[f] = int(time_buckets([float(ctx["ts"])], name)[0][0])
+            elif ctx.get(name) is not None and str(ctx[name]) in vocab:
+                out[f] = vocab.index(str(ctx[name]))
+        return out
+
+    def _score_users(self, users: np.ndarray, context: Mapping[str, Any] | None) -> np.ndarray:
+        return self._score(self.user_items_[users], users, context)
+
+    def _score_histories(self, histories: sp.csr_matrix,
+                         context: Mapping[str, Any] | None) -> np.ndarray:
+        return self._score(histories, None, context)
+
+    def item_vectors(self) -> np.ndarray:
+        """The item tower's output for every item, float32 (n_items, factors + 1): the last
+        column is the item bias, so that ``user_vectors(...) @ item_vectors().T`` equals the
+        scores (the form an ANN index takes, :mod:`personae.models.ann`)."""
+        torch = T.import_torch()
+        self._check_fitted()
+        with T.torch_threads(self.num_threads), torch.inference_mode():
+            warm = torch.from_numpy(self.warm_)
+            v = self.net_.items_out(None, warm)
+            b = self.net_.item_bias(warm)
+            return torch.cat([v, b[:, None]], dim=1).numpy().astype(np.float32)
+
+    def user_vectors(self, histories: sp.csr_matrix, users: np.ndarray | None = None,
+                     context: Mapping[str, Any] | None = None) -> np.ndarray:
+        """The user tower's output for histories (and training user rows), float32
+        (n, factors + 1) with a last column of ones (see :meth:`item_vectors`)."""
+        torch = T.import_torch()
+        self._check_fitted()
+        H = sp.csr_matrix(histories, dtype=np.float32)
+        if H.shape[1] != self.n_items_:
+            raise InvalidInput(f"histories must have {self.n_items_} columns, got {H.shape[1]}")
+        u_idx = (np.full(H.shape[0], -1, dtype=np.int64) if users is None
+                 else np.asarray(users, dtype=np.int64))
+        seg = np.repeat(np.arange(H.shape[0]), np.diff(H.indptr))
+        ctx = torch.from_numpy(self._encode_context(context)[None, :])
+        with T.torch_threads(self.num_threads), torch.inference_mode():
+            warm = torch.from_numpy(self.warm_)
+            u = self.net_.users(torch.from_numpy(u_idx), torch.from_numpy(
+                H.indices.astype(np.int64)), torch.from_numpy(seg.astype(np.int64)),
+                torch.from_numpy(H.data.astype(np.float32)), warm) + self.net_.context(ctx)
+            ones = torch.ones(u.shape[0], 1)
+            return torch.cat([u, ones], dim=1).numpy().astype(np.float32)
+
+    # ------------------------------------------------------------------ persistence
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        state = T.state_to_numpy(self.net_.state_dict(), "net.")
+        C = self.item_categories_
+        state.update(warm=self.warm_, cat_indptr=C.indptr, cat_indices=C.indices,
+                     cat_shape=np.array(C.shape, dtype=np.int64), item_codes=self.item_codes_,
+                     item_numeric=self.item_numeric_, user_codes=self.user_codes_)
+        if self.item_text_ is not None:
+            state["item_text"] = self.item_text_
+        return state
+
+    def _get_meta(self) -> dict[str, Any]:
+        return {"best_epoch": self.best_epoch_, "history": self.history_,
+                "item_vocab_sizes": self.item_vocab_sizes_,
+                "user_vocab_sizes": self.user_vocab_sizes_,
+                "context_fields": self.context_fields_, "context_vocab": self.context_vocab_}
+
+    def _set_meta(self, meta: Mapping[str, Any]) -> None:
+        self.best_epoch_ = int(meta.get("best_epoch", 0))
+        self.history_ = list(meta.get("history", []))
+        self.item_vocab_sizes_ = [int(v) for v in meta.get("item_vocab_sizes", [])]
+        self.user_vocab_sizes_ = [int(v) for v in meta.get("user_vocab_sizes", [])]
+        self.context_fields_ = list(meta.get("context_fields", []))
+        self.context_vocab_ = [list(v) for v in meta.get("context_vocab", [])]
+
+    def _set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        torch = T.import_torch()
+        shape = tuple(int(x) for x in arrays["cat_shape"])
+        ind = np.asarray(arrays["cat_indices"])
+        self.item_categories_ = sp.csr_matrix(
+            (np.ones(ind.size, np.float32), ind, np.asarray(arrays["cat_indptr"])), shape=shape)
+        self.item_codes_ = np.asarray(arrays["item_codes"], dtype=np.int64)
+        self.item_numeric_ = np.asarray(arrays["item_numeric"], dtype=np.float32)
+        self.user_codes_ = np.asarray(arrays["user_codes"], dtype=np.int64)
+        text = arrays.get("item_text")
+        self.item_text_ = None if text is None else np.asarray(text, dtype=np.float32)
+        self.warm_ = np.asarray(arrays["warm"], dtype=bool)
+        self.net_ = self._build(torch)
+        self.net_.load_state_dict(T.numpy_to_state(arrays, "net."))
+        self.net_.eval()
+
+
+# ---------------------------------------------------------------------- data
+
+
+def _holdout(X: sp.csr_matrix, share: float, rng: np.random.Generator
+             ) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+    """Hold out 20 % of the items (at least 1) of a ``share`` of users with 3+ items."""
+    lengths = np.diff(X.indptr)
+    eligible = np.flatnonzero(lengths >= 3)
+    users = np.sort(rng.choice(eligible, size=int(round(share * eligible.size)), replace=False))
+    out = np.zeros(X.nnz, dtype=bool)
+    for u in users:
+        a, n = X.indptr[u], lengths[u]
+        out[a + rng.permutation(n)[: max(1, n // 5)]] = True
+    coo = X.tocoo()
+    keep = sp.csr_matrix((coo.data[~out], (coo.row[~out], coo.col[~out])), shape=X.shape)
+    held = sp.csr_matrix((coo.data[out], (coo.row[out], coo.col[out])), shape=X.shape)
+    return keep, held, users
+
+
+def _split_rows(X: sp.csr_matrix, users: np.ndarray, keep: float, rng: np.random.Generator
+                ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray],
+                           tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Split each user's items at random into input (``keep`` share, at least 1) and targets
+    (at least 1). Returns (items, row, weight) of the inputs and (row, items, pair position) of
+    the targets; rows are positions in ``users``."""
+    starts, ends = X.indptr[users], X.indptr[users + 1]
+    n = ends - starts
+    pos = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
+    row = np.repeat(np.arange(users.size), n)
+    u = rng.random(pos.size)
+    # rank of each item's draw within its user: the lowest `n_in` draws are inputs
+    order = np.lexsort((u, row))
+    rank = np.empty(pos.size, dtype=np.int64)
+    offsets = np.repeat(np.r_[0, np.cumsum(n)[:-1]], n)
+    rank[order] = np.arange(pos.size) - offsets
+    n_in = np.clip(np.round(n * keep).astype(np.int64), 1, n - 1)
+    is_in = rank < n_in[row]
+    items = X.indices.astype(np.int64)
+    inp = (items[pos[is_in]], row[is_in], np.ones(int(is_in.sum()), np.float32))
+    tgt = (row[~is_in], items[pos[~is_in]], pos[~is_in])
+    return inp, tgt
+
+
+# ---------------------------------------------------------------------- the network
+
+
+def _build(torch: Any, arch: Mapping[str, Any], feats: Mapping[str, Any]) -> Any:
+    nn = torch.nn
+    Module: Any = nn.Module  # a variable, for type checkers: torch is imported lazily
+    d = arch["d"]
+
+    def code_tables(sizes: list[int]) -> Any:
+        # one row more per field: code -1 (unknown) maps to the last row
+        tables = nn.ModuleList(nn.Embedding(s + 1, d) for s in sizes)
+        for t in tables:
+            nn.init.normal_(t.weight, std=0.01)
+        return tables
+
+    def lookup(tables: Any, codes: Any) -> Any:
+        out = 0
+        for f, t in enumerate(tables):
+            c = codes[:, f]
+            out = out + t(torch.where(c < 0, t.num_embeddings - 1, c))
+        return out
+
+    class Net(Module):
+        def __init__(self) -> None:
+            super().__init__()
+            n_items = arch["n_items"]
+            self.id_in = nn.Embedding(n_items, d)
+            self.id_out = nn.Embedding(n_items, d)
+            self.bias = nn.Embedding(n_items, 1)
+            nn.init.normal_(self.id_in.weight, std=0.01)
+            nn.init.normal_(self.id_out.weight, std=0.01)
+            nn.init.zeros_(self.bias.weight)
+            cats = sp.csr_matrix(feats["categories"])
+            self.has_feats = bool(cats.shape[1] or arch["item_vocab"] or arch["n_numeric"]
+                                  or arch["text_dim"])
+            self.register_buffer("cats", torch.from_numpy(cats.toarray().astype(np.float32)))
+            self.register_buffer("codes", torch.from_numpy(np.asarray(feats["codes"])))
+            self.register_buffer("numeric", torch.from_numpy(np.asarray(feats["numeric"])))
+            text = feats["text"]
+            self.register_buffer("text", torch.from_numpy(
+                np.zeros((n_items, 0), np.float32) if text is None else np.asarray(text)))
+            self.register_buffer("user_codes", torch.from_numpy(np.asarray(feats["user_codes"])))
+            def proj(n: int) -> Any:
+                return nn.Linear(n, d, bias=False) if n else None
+
+            self.cat_proj = proj(cats.shape[1])
+            self.num_proj = proj(arch["n_numeric"])
+            self.text_proj = proj(arch["text_dim"])
+            self.item_codes = code_tables(arch["item_vocab"])
+            self.feat_mlp = nn.Sequential(nn.GELU(), nn.Linear(d, d))
+            self.feat_bias = nn.Linear(d, 1)
+            self.user_tables = code_tables(arch["user_vocab"])
+            self.ctx_tables = code_tables(arch["context_vocab"])
+            self.user_id = nn.Embedding(arch["n_users"], d) if arch["user_embedding"] else None
+            if self.user_id is not None:
+                nn.init.normal_(self.user_id.weight, std=0.01)
+            self.mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
+            self.drop = nn.Dropout(arch["dropout"])
+
+        def features(self, idx: Any) -> Any:
+            """The feature part of item vectors (0 when there are no item features)."""
+            if not self.has_feats:
+                return 0
+            sel = (lambda a: a) if idx is None else (lambda a: a[idx])
+            h = lookup(self.item_codes, sel(self.codes))
+            for layer, x in ((self.cat_proj, self.cats), (self.num_proj, self.numeric),
+                             (self.text_proj, self.text)):
+                if layer is not None:
+                    h = h + layer(sel(x))
+            return h + self.feat_mlp(h)
+
+        def items_out(self, idx: Any, keep_id: Any) -> Any:
+            """Output vectors of items ``idx`` (None: all); id parts only where ``keep_id``."""
+            ids = self.id_out.weight if idx is None else self.id_out(idx)
+            k = keep_id if idx is None else keep_id[idx]
+            return ids * k[:, None] + self.features(idx)
+
+        def item_bias(self, keep_id: Any) -> Any:
+            b = self.bias.weight[:, 0] * keep_id
+            if self.has_feats:
+                b = b + self.feat_bias(self.features(None))[:, 0]
+            return b
+
+        def users(self, u: Any, items: Any, seg: Any, weight: Any, keep_id: Any) -> Any:
+            """User vectors: pooled input vectors of each row's items (sum / sqrt(count)),
+            plus user id and demographics for known users (``u`` >= 0)."""
+            n = u.shape[0]
+            v = self.id_in(items) * keep_id[items][:, None] + self.features(items)
+            pooled = torch.zeros(n, d).index_add_(0, seg, v * weight[:, None])
+            count = torch.zeros(n).index_add_(0, seg, weight.abs())
+            h = pooled / count.clamp(min=1.0).sqrt()[:, None]
+            known = u >= 0
+            if self.user_id is not None:
+                h = h + self.user_id(u.clamp(min=0)) * known[:, None]
+            if len(self.user_tables):
+                codes = self.user_codes[u.clamp(min=0)]
+                codes = torch.where(known[:, None], codes, torch.full_like(codes, -1))
+                h = h + lookup(self.user_tables, codes)
+            h = self.drop(h)
+            return h + self.mlp(h)
+
+        def context(self, codes: Any) -> Any:
+            if not len(self.ctx_tables):
+                return 0
+            return lookup(self.ctx_tables, codes)
+
+    return Net()
