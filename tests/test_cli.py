@@ -196,3 +196,27 @@ def test_quickstart_with_movielens(tmp_path: Path, shared_data: Path) -> None:
                               str(tmp_path / "qs"), "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "100,000 new" in res.output and "943 users × 1,682 items" in res.output
+
+
+def test_train_then_recommend_from_the_command_line(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    res = runner.invoke(app, ["generate", "--store", db, "--users", "60", "--items", "40",
+                              "--events", "1500", "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", "ease", "--params", '{"l2": 50}', "--store", db,
+                              "--format", "json"])
+    assert res.exit_code == 0, res.output
+    version = json.loads(res.stdout)
+    assert version["status"] == "active" and version["params"]["l2"] == 50
+    user = Store(db).iter_users().__next__().user_id
+    res = runner.invoke(app, ["recommend", user, "-k", "3", "--store", db, "--format", "json"])
+    assert res.exit_code == 0, res.output
+    recs = json.loads(res.stdout)
+    assert len(recs["items"]) == 3 and recs["model_version"] == version["version"]
+    assert all(it["reasons"] for it in recs["items"])
+    res = runner.invoke(app, ["recommend", user, "--query", "something funny", "-k", "2",
+                              "--text-encoder", "hashing", "--store", db])
+    assert res.exit_code == 0, res.output
+    assert "query" in res.output
+    bad = runner.invoke(app, ["train", "ease", "--params", "{l2", "--store", db])
+    assert bad.exit_code == 1 and "--params is not valid JSON" in bad.output

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from personae.cli.bandit import evaluate_off_policy
 from personae.cli.profile import profile_command
-from personae.errors import PersonaeError
+from personae.errors import InvalidInput, PersonaeError
 
 app = typer.Typer(
     name="personae",
@@ -434,7 +434,6 @@ def _split_for(protocol: str, store: Any, view: Any) -> Any:
     if protocol.startswith("melu-"):
         target = protocol.removeprefix("melu-").replace("-", "_")
         return melu_coldstart(view, melu_partitions(store), target)
-    from personae.errors import InvalidInput
 
     raise InvalidInput(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
 
@@ -682,6 +681,98 @@ def serve(
 
 
 # ---------------------------------------------------------------------- quickstart
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="A registered model: ease, itemknn, als, bpr, "
+                                              "sasrec, twotower, content, fedmf, …")] = "ease",
+    params: Annotated[str | None, typer.Option(
+        "--params", "-p", help="Hyper-parameters as JSON, e.g. '{\"l2\": 250}'.")] = None,
+    store: StoreOption = None,
+    models_dir: Annotated[Path | None, typer.Option(
+        help="Where model versions are kept (default: <store home>/models).")] = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Train a new model version on the store's data, validate it against the active one and
+    activate it unless it is worse (as POST /v1/models:train does, here in the foreground)."""
+    from personae.service import Engine
+
+    with _errors(), _open_store(store, create=False) as s:
+        try:
+            values = json.loads(params) if params else {}
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"--params is not valid JSON: {exc}") from None
+        if not isinstance(values, dict):
+            raise InvalidInput(f"--params must be a JSON object, got {params!r}")
+        engine = Engine(s, models_dir)
+        try:
+            err_console.print(f"training {model} on {s.safe_url} …", highlight=False)
+            mv = engine.train(model, values, background=False)
+        finally:
+            engine.close()
+    if format == OutputFormat.json:
+        _print_json(mv.to_dict())
+        return
+    ndcg = (mv.metrics or {}).get("ndcg@10")
+    console.print(f"{mv.version}: {mv.status}" + (f", validation NDCG@10 {ndcg:.4f}"
+                                                  if isinstance(ndcg, float) else "")
+                  + (f" ({mv.message})" if mv.message else ""), highlight=False)
+    if mv.status == "failed":
+        raise typer.Exit(1)
+
+
+@app.command()
+def recommend(
+    user_id: Annotated[str | None, typer.Argument(help="The user (leave out with --describe "
+                                                       "for someone new).")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="How many items.")] = 10,
+    query: Annotated[str | None, typer.Option(
+        "--query", "-q", help="A request in words, e.g. 'something light for tonight'.")] = None,
+    describe: Annotated[str | None, typer.Option(
+        "--describe", help="A self-description, for a user with little history.")] = None,
+    category: Annotated[list[str] | None, typer.Option(
+        help="Only items of these categories (repeat the option).")] = None,
+    diversity: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Re-rank for diversity (0 = relevance only, 1 = most).")] = None,
+    context: Annotated[str | None, typer.Option(
+        help="The moment as JSON, e.g. '{\"device\": \"tv\"}'.")] = None,
+    explain: Annotated[bool, typer.Option(help="Say why each item.")] = True,
+    text_encoder: Annotated[str, typer.Option(help="Encoder for --query/--describe.")]
+    = "wordllama",
+    store: StoreOption = None,
+    models_dir: Annotated[Path | None, typer.Option(
+        help="Where model versions are kept (default: <store home>/models).")] = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Recommendations for a user from the active model version, as the server gives them:
+    filters, context, diversity, natural-language requests, explanations."""
+    from personae.service import Engine, Filters, RecommendRequest
+
+    with _errors(), _open_store(store, create=False) as s:
+        try:
+            ctx = json.loads(context) if context else {}
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"--context is not valid JSON: {exc}") from None
+        engine = Engine(s, models_dir, text_encoder=text_encoder, log_impressions=False)
+        try:
+            res = engine.recommend(RecommendRequest(
+                user_id, k=k, query=query, description=describe, context=ctx,
+                filters=Filters(categories=category or None), diversity=diversity,
+                explain=explain))
+            titles = {i.item_id: i.title for i in s.iter_items()} \
+                if format != OutputFormat.json else {}
+        finally:
+            engine.close()
+    if format == OutputFormat.json:
+        _print_json(res.to_dict())
+        return
+    table = Table("#", "item", "title", "score", "why", box=None,
+                  title=f"{res.strategy} · {res.model_version or 'no model'}")
+    for it in res.items:
+        table.add_row(str(it.rank), it.item_id, titles.get(it.item_id) or "",
+                      f"{it.score:.3f}", "; ".join(it.reasons or []))
+    console.print(table)
 
 
 @app.command()
