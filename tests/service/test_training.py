@@ -88,3 +88,19 @@ def test_rollback_without_history_says_so(planted: Store, tmp_path: Path) -> Non
     eng = Engine(planted, tmp_path / "m")
     with pytest.raises(InvalidInput, match="no earlier model version"):
         eng.rollback()
+
+
+def test_the_cold_start_prior_fits_undated_data(store: Store) -> None:
+    """Regression: the prior's time buckets made training fail on data without event times
+    (MeLU's ratings): it now falls back to segment popularity without buckets."""
+    from personae.data.interactions import Interactions
+    from personae.service.training import fit_prior
+
+    view = Interactions.from_arrays([0, 0, 1, 2], [0, 1, 1, 2], n_users=3, n_items=3)
+    prior, segment = fit_prior(store, view)
+    assert prior.time_buckets is None and segment is None
+    scores = prior.score_history([], context={"ts": 1.7e9})
+    assert scores.shape == (3,) and scores[1] == scores.max()  # item 1 has two events
+    dated = Interactions.from_arrays([0, 0, 1, 2], [0, 1, 1, 2], n_users=3, n_items=3,
+                                     timestamps=[1.7e9, 1.7e9 + 3600, 1.7e9 + 7200, 1.7e9])
+    assert fit_prior(store, dated)[0].time_buckets == "daypart_weekpart"

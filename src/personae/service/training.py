@@ -73,13 +73,16 @@ def fit_prior(store: Store, view: Any) -> tuple[Recommender, tuple[str, list[flo
     from personae.data.features import user_segments_from_store
     from personae.models.popularity import Popularity
 
+    ts = np.asarray(view.event_ts, dtype=np.float64)
+    # time buckets only where the events have times (MeLU's ratings, say, have none)
+    dated = ts.size > 0 and bool(np.isfinite(ts).all()) and float(np.ptp(ts)) > 0
+    params = {"time_buckets": "daypart_weekpart"} if dated else {}
     for name, bins in SEGMENT_ATTRIBUTES:
         codes, names = user_segments_from_store(store, view, name, bins=bins)
         if names and (codes >= 0).mean() >= 0.5:
-            prior = Popularity(time_buckets="daypart_weekpart").fit(
-                view, user_segments=codes, segment_names=names)
+            prior = Popularity(**params).fit(view, user_segments=codes, segment_names=names)
             return prior, (name, bins)
-    return Popularity(time_buckets="daypart_weekpart").fit(view), None
+    return Popularity(**params).fit(view), None
 
 
 #: Parameters a served version gets unless the request sets them: EASE scores in float32
