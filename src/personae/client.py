@@ -287,6 +287,11 @@ class _Calls:
         return _Call("GET", f"/v1/users/{_path_id(user_id)}/profile")
 
     @staticmethod
+    def text_profile(user_id: str, method: str = "GET",
+                     body: dict[str, Any] | None = None) -> _Call:
+        return _Call(method, f"/v1/users/{_path_id(user_id)}/profile/text", body)
+
+    @staticmethod
     def export_user(user_id: str) -> _Call:
         return _Call("GET", f"/v1/users/{_path_id(user_id)}/export")
 
@@ -468,6 +473,23 @@ class Client:
     def profile(self, user_id: str) -> dict[str, Any]:
         return self._send(_Calls.profile(user_id))  # type: ignore[no-any-return]
 
+    def text_profile(self, user_id: str) -> dict[str, Any]:
+        """The compact text an assistant is given about the user, with their corrections."""
+        return self._send(_Calls.text_profile(user_id))  # type: ignore[no-any-return]
+
+    def correct_profile(self, user_id: str, *, likes: list[str] | None = None,
+                        dislikes: list[str] | None = None,
+                        note: str | None = None) -> dict[str, Any]:
+        """The user's own word: liked categories lifted, disliked ones never shown."""
+        body = {k: v for k, v in (("likes", likes), ("dislikes", dislikes), ("note", note))
+                if v is not None}
+        return self._send(  # type: ignore[no-any-return]
+            _Calls.text_profile(user_id, "PUT", body))
+
+    def delete_text_profile(self, user_id: str) -> dict[str, Any]:
+        return self._send(  # type: ignore[no-any-return]
+            _Calls.text_profile(user_id, "DELETE"))
+
     def export_user(self, user_id: str) -> dict[str, Any]:
         """Everything stored about a user (admin)."""
         return self._send(_Calls.export_user(user_id))  # type: ignore[no-any-return]
@@ -594,6 +616,21 @@ class AsyncClient:
 
     async def profile(self, user_id: str) -> dict[str, Any]:
         return await self._send(_Calls.profile(user_id))  # type: ignore[no-any-return]
+
+    async def text_profile(self, user_id: str) -> dict[str, Any]:
+        return await self._send(_Calls.text_profile(user_id))  # type: ignore[no-any-return]
+
+    async def correct_profile(self, user_id: str, *, likes: list[str] | None = None,
+                              dislikes: list[str] | None = None,
+                              note: str | None = None) -> dict[str, Any]:
+        body = {k: v for k, v in (("likes", likes), ("dislikes", dislikes), ("note", note))
+                if v is not None}
+        return await self._send(  # type: ignore[no-any-return]
+            _Calls.text_profile(user_id, "PUT", body))
+
+    async def delete_text_profile(self, user_id: str) -> dict[str, Any]:
+        return await self._send(  # type: ignore[no-any-return]
+            _Calls.text_profile(user_id, "DELETE"))
 
     async def export_user(self, user_id: str) -> dict[str, Any]:
         return await self._send(_Calls.export_user(user_id))  # type: ignore[no-any-return]

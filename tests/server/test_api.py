@@ -48,6 +48,7 @@ def test_health_ready_and_openapi(live: LiveServer) -> None:
     expected = {
         "/v1/users/{user_id}": {"put", "get", "delete"}, "/v1/users:batch": {"post"},
         "/v1/users/{user_id}/profile": {"get"}, "/v1/users/{user_id}/export": {"get"},
+        "/v1/users/{user_id}/profile/text": {"get", "put", "delete"},
         "/v1/items/{item_id}": {"put", "get", "delete"}, "/v1/items:batch": {"post"},
         "/v1/events": {"post"}, "/v1/recommendations": {"post"},
         "/v1/items/{item_id}/similar": {"get"}, "/v1/rank": {"post"}, "/v1/rewards": {"post"},
@@ -512,6 +513,28 @@ def test_similar_rank_and_reward(live: LiveServer, trained: str) -> None:
     reward = [e for e in events if e["event_id"] == event_id]
     assert len(reward) == 1 and reward[0]["value"] == 1.0
     assert reward[0]["context"]["rec_id"] == ranked["rec_id"]
+
+
+def test_text_profile_read_corrected_and_deleted(live: LiveServer, trained: str) -> None:
+    """u05 likes odd items; saying "never even" removes them from the lists at once, the
+    text says what they said, deleting empties it; bad corrections are 422, nothing kept."""
+    with live.client("writer") as c:
+        text = c.get("/v1/users/u05/profile/text").json()
+        assert text["text"] and text["favourites"] and text["deleted"] is False
+        r = c.put("/v1/users/u05/profile/text", json={"dislikes": ["even"], "likes": ["odd"],
+                                                      "note": "weekends only"})
+        assert r.status_code == 200, r.text
+        assert "Says they do not want: even." in r.json()["text"]
+        ids = _ids(c.post("/v1/recommendations", json={"user_id": "u05", "k": 10,
+                                                        "filters": {"exclude_seen": False}}))
+        assert ids and not any(_even([i]) for i in ids)
+        err = _error(c.put("/v1/users/u05/profile/text", json={"likes": [""]}), 422)
+        assert err["field"] and "likes" in err["field"]
+        assert c.get("/v1/users/u05/profile/text").json()["corrections"]["note"] == \
+            "weekends only"
+        gone = c.delete("/v1/users/u05/profile/text").json()
+        assert gone["deleted"] is True and gone["text"] == ""
+        _error(c.get("/v1/users/nobody/profile/text"), 404)
 
 
 def test_event_rec_id_is_kept_for_attribution(live: LiveServer, trained: str) -> None:

@@ -68,6 +68,10 @@ def test_sync_client_covers_the_api(live: LiveServer, trained: str) -> None:
 
         profile = api.profile("cl-ann")
         assert profile["user_id"] == "cl-ann" and profile["n_events"] >= 2
+        said = api.correct_profile("cl-ann", likes=["odd"], note="short films")
+        assert said["corrections"] == {"likes": ["odd"], "note": "short films"}
+        assert "short films" in api.text_profile("cl-ann")["text"]
+        assert api.delete_text_profile("cl-ann")["text"] == ""
         export = api.export_user("cl-ann")
         assert {e["event_id"] for e in export["events"]} >= {"cl-e1", event_id}
 

@@ -386,3 +386,31 @@ def test_natural_language_requests_combine_the_query_with_the_history(
             eng.recommend(RecommendRequest("u1", query="  "))
     finally:
         eng.close()
+
+
+def test_text_profile_corrections_override_what_was_learned(engine: Engine,
+                                                            store_url: str) -> None:
+    """u1 likes the A items; they say they do not want A0 and like B1: the A0 items never
+    appear, the B1 items are lifted, the assistant's text says so, and a second engine on
+    the same store honours it after a refresh. Deleting empties the text."""
+    before = rec(engine, "u1", k=5)
+    assert any(i in ("a0", "a2", "a4", "a6", "a8") for i in before.item_ids)
+    text = engine.text_profile("u1")
+    assert text["text"] and text["favourites"] and not text["deleted"]
+    out = engine.correct_profile("u1", likes=["B1"], dislikes=["A0"], note="no horror")
+    assert "Says they like: B1." in out["text"] and "no horror" in out["text"]
+    after = rec(engine, "u1", k=5)
+    assert not {"a0", "a2", "a4", "a6", "a8"} & set(after.item_ids)
+    assert {"b1", "b3", "b5", "b7", "b9"} & set(after.item_ids)
+    other = Engine(store_url, engine.models_dir, refresh_interval=0.0)
+    try:
+        assert not {"a0", "a2", "a4", "a6", "a8"} & set(rec(other, "u1", k=5).item_ids)
+    finally:
+        other.close()
+    gone = engine.delete_text_profile("u1")
+    assert gone["deleted"] and gone["text"] == ""
+    assert rec(engine, "u1", k=5).item_ids == before.item_ids  # learned tastes again
+    with pytest.raises(NotFound):
+        engine.text_profile("nobody")
+    engine.store.forget_user("u1")
+    assert engine.store.profile_corrections("u1") == {}

@@ -67,9 +67,9 @@ def test_recommendations_log_and_forget(store: Store) -> None:
 
 
 def test_catalog_version_changes_with_items_and_history_is_newest_first(store: Store) -> None:
-    _, v0, _ = store.serving_state()
+    _, v0, _, _ = store.serving_state()
     store.upsert_items([Item("i1")])
-    _, v1, _ = store.serving_state()
+    _, v1, _, _ = store.serving_state()
     store.add_events([Event("u1", "i1", "view", timestamp=10)])  # no new item
     assert store.serving_state()[1] == v1 != v0
     store.add_events([Event("u1", "i2", "click", timestamp=20)])  # creates item i2

@@ -303,6 +303,30 @@ def create_app(store: str | Store | None = None, *,
     def get_profile(user_id: UserId) -> Response:
         return _json(eng.profile(user_id))
 
+    @app.get("/v1/users/{user_id}/profile/text", tags=["users"], response_model=M.TextProfileOut,
+             responses=_responses(401, 403, 404), openapi_extra=reader)
+    def get_text_profile(user_id: UserId) -> Response:
+        """The profile an assistant is given, as compact text: the behaviour summary (each
+        sentence from a figure), recent favourites, dislikes, and the user's own corrections."""
+        return _json(eng.text_profile(user_id))
+
+    @app.put("/v1/users/{user_id}/profile/text", tags=["users"], response_model=M.TextProfileOut,
+             responses=_responses(401, 403, 404, 422), openapi_extra=writer)
+    def correct_text_profile(user_id: UserId, body: M.ProfileCorrectionIn) -> Response:
+        """The user corrects their profile: categories they like (lifted in their lists),
+        categories they do not want (never shown to them), a note for the assistant. Their
+        word overrides what was learned; it replaces earlier corrections."""
+        return _json(eng.correct_profile(user_id, likes=body.likes, dislikes=body.dislikes,
+                                         note=body.note))
+
+    @app.delete("/v1/users/{user_id}/profile/text", tags=["users"],
+                response_model=M.TextProfileOut, responses=_responses(401, 403, 404),
+                openapi_extra=writer)
+    def delete_text_profile(user_id: UserId) -> Response:
+        """The user deletes their text profile: corrections gone, no text for the assistant
+        until they correct it again."""
+        return _json(eng.delete_text_profile(user_id))
+
     @app.get("/v1/users/{user_id}/export", tags=["users"], response_model=M.ExportOut,
              responses=_responses(401, 403, 404), openapi_extra=admin)
     def export_user(user_id: UserId) -> Response:

@@ -9,7 +9,7 @@ document them.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -331,6 +331,30 @@ class ProfileOut(BaseModel):
         {"user_id": "u1", "n_events": 42, "first_seen": 1714588200.0, "last_seen": 1717000000.0,
          "attributes": {"age": 34}}]})
     user_id: str
+
+
+class ProfileCorrectionIn(BaseModel):
+    model_config = _config({"likes": ["Comedy"], "dislikes": ["Horror"],
+                            "note": "I watch with my kids on weekends"})
+    likes: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        default=None, max_length=100, description="Categories the user likes.")
+    dislikes: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        default=None, max_length=100, description="Categories never to show them.")
+    note: str | None = Field(default=None, max_length=2000,
+                             description="In their words, for the assistant.")
+
+
+class TextProfileOut(BaseModel):
+    model_config = _config({"user_id": "u1", "text": "Active on 21 days … Recent favourites: "
+                            "Heat; Ronin. Says they like: Crime.", "favourites": ["Heat"],
+                            "disliked": [], "corrections": {"likes": ["Crime"]},
+                            "deleted": False}, request=False)
+    user_id: str
+    text: str = Field(description="Compact text for an assistant's prompt.")
+    favourites: list[str]
+    disliked: list[str]
+    corrections: dict[str, Any]
+    deleted: bool
 
 
 class ExportOut(BaseModel):

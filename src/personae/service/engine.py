@@ -220,7 +220,9 @@ class Engine:
         abandoned = self.store.fail_stale_training(STALE_TRAINING_AFTER)
         if abandoned:
             log.warning("failed abandoned training jobs: %s", ", ".join(abandoned))
-        active, catalog_version, self._model_epoch = self.store.serving_state()
+        active, catalog_version, self._model_epoch, self._corrections_version = \
+            self.store.serving_state()
+        self._corrections = self.store.profile_corrections()
         catalog = Catalog.load(self.store, catalog_version)
         artifact = None
         if active is not None:
@@ -285,10 +287,13 @@ class Engine:
             return False
         try:
             self._last_check = now
-            active, catalog_version, epoch = self.store.serving_state()
+            active, catalog_version, epoch, corrections = self.store.serving_state()
             st = self._state
             catalog, artifact = st.catalog, st.artifact
             changed = False
+            if corrections != self._corrections_version:
+                self._corrections_version = corrections
+                self._corrections = self.store.profile_corrections()
             if catalog_version != catalog.version:
                 catalog, changed = Catalog.load(self.store, catalog_version), True
             current = artifact.version if artifact is not None else None
@@ -381,6 +386,13 @@ class Engine:
         if shown:
             allowed[np.fromiter((p for p in map(state.catalog.pos.get, shown) if p is not None),
                                 dtype=np.int64)] = False
+        said = self._corrections.get(stored_uid) if stored_uid is not None else None
+        if said:
+            # the user's own word: disliked categories never shown, liked ones lifted below
+            for c in said.get("dislikes", []):
+                mask = state.catalog.categories.get(c)
+                if mask is not None:
+                    allowed &= ~mask
         art = state.artifact
         path = segment = None
         cold = stored_uid not in art.user_pos if uid is not None and art is not None \
@@ -399,6 +411,8 @@ class Engine:
             strategy = "session"
         else:
             strategy = "model" if stored_uid in art.user_pos else "fold-in"
+        if said and said.get("likes") and scores is not None:
+            scores = self._lift_liked(state, scores, said["likes"])
         rerank = req.diversity is not None or req.max_per_category is not None
         want = max(req.k * 5, 100) if rerank else req.k
         if req.query is not None or req.description is not None:
@@ -623,6 +637,98 @@ class Engine:
             "model_version": art.version if art is not None else None,
             **self._behaviour(user_id),
         }
+
+    def _lift_liked(self, state: _State, scores: np.ndarray, likes: Sequence[str]) -> np.ndarray:
+        """Items of categories the user says they like gain one standard deviation of the
+        scores: above the usual taste, not above everything."""
+        liked = np.zeros(len(state.catalog), dtype=bool)
+        for c in likes:
+            mask = state.catalog.categories.get(c)
+            if mask is not None:
+                liked |= mask
+        cols = state.col_of_pos[np.flatnonzero(liked)]
+        cols = cols[cols >= 0]
+        if not cols.size:
+            return scores
+        finite = np.isfinite(scores)
+        lift = float(scores[finite].std()) if finite.any() else 0.0
+        out = np.array(scores, dtype=np.float32, copy=True)
+        out[cols] += np.float32(lift if lift > 0 else 1.0)
+        return out
+
+    # ------------------------------------------------------------------ text profile
+
+    def text_profile(self, user_id: str) -> dict[str, Any]:
+        """The profile an assistant is given, as compact text: the behaviour summary (every
+        sentence from a figure), recent favourites, what the user disliked, and what they
+        said themselves (their corrections, which override what was learned). After the user
+        deleted it, the text is empty until they correct it again."""
+        self.store.get_user(user_id)  # NotFound for an unknown user
+        said = self.store.profile_corrections(user_id).get(
+            self.store.stored_user_id(user_id), {})
+        out: dict[str, Any] = {"user_id": user_id, "corrections": said,
+                               "deleted": bool(said.get("deleted"))}
+        if said.get("deleted"):
+            return {**out, "text": "", "favourites": [], "disliked": []}
+        state = self._state
+        weights = dict(zip(state.catalog.type_names, state.catalog.type_weights.tolist(),
+                           strict=True))
+        events = self.store.user_events(user_id, limit=self.history_limit)
+        best: dict[str, float] = {}
+        disliked: list[str] = []
+        for ev in reversed(events):  # newest first
+            w = weights.get(ev.type, 1.0) * (ev.value if ev.type == "rating" and ev.value
+                                             else 1.0)
+            if weights.get(ev.type, 1.0) < 0 and ev.item_id not in disliked:
+                disliked.append(ev.item_id)
+            elif w > 0:
+                best[ev.item_id] = max(best.get(ev.item_id, 0.0), w)
+
+        def title(item_id: str) -> str:
+            p = state.catalog.pos.get(item_id)
+            return (state.catalog.titles[p] or item_id) if p is not None else item_id
+
+        favourites = [title(i) for i, _ in sorted(best.items(), key=lambda kv: -kv[1])[:5]]
+        lines = [self._behaviour(user_id)["summary"]] if events else []
+        if favourites:
+            lines.append("Recent favourites: " + "; ".join(favourites) + ".")
+        if disliked:
+            lines.append("Disliked: " + "; ".join(title(i) for i in disliked[:5]) + ".")
+        if said.get("likes"):
+            lines.append("Says they like: " + ", ".join(said["likes"]) + ".")
+        if said.get("dislikes"):
+            lines.append("Says they do not want: " + ", ".join(said["dislikes"]) + ".")
+        if said.get("note"):
+            lines.append(f"In their words: {said['note']}")
+        return {**out, "text": " ".join(x for x in lines if x),
+                "favourites": favourites, "disliked": [title(i) for i in disliked[:5]]}
+
+    def correct_profile(self, user_id: str, *, likes: Sequence[str] | None = None,
+                        dislikes: Sequence[str] | None = None,
+                        note: str | None = None) -> dict[str, Any]:
+        """The user corrects their text profile: categories they like (lifted in their
+        lists), categories they do not want (never shown to them), a note for the assistant.
+        Replaces earlier corrections; takes effect here at once and in every engine within
+        its refresh interval."""
+        data: dict[str, Any] = {}
+        for name, values in (("likes", likes), ("dislikes", dislikes)):
+            if values is not None:
+                data[name] = _id_list(list(values), name)
+        if note is not None:
+            if not isinstance(note, str) or len(note) > 2000:
+                raise InvalidInput(f"note must be a string of at most 2,000 characters, got "
+                                   f"{note!r:.60}")
+            data["note"] = note.strip()
+        self.store.set_profile_corrections(user_id, data)
+        self._corrections = self.store.profile_corrections()
+        return self.text_profile(user_id)
+
+    def delete_text_profile(self, user_id: str) -> dict[str, Any]:
+        """The user deletes their text profile: the corrections go, and the assistant gets no
+        text for them until they correct it again."""
+        self.store.set_profile_corrections(user_id, {"deleted": True})
+        self._corrections = self.store.profile_corrections()
+        return self.text_profile(user_id)
 
     def _behaviour(self, user_id: str) -> dict[str, Any]:
         """The behaviour profile (:func:`personae.profile.build_profile`: activity, category

@@ -721,18 +721,46 @@ class Store:
                 .order_by(S.items.c.item_idx)
             ).all()
 
-    def serving_state(self) -> tuple[str | None, str | None, str | None]:
-        """``(active model version, catalog version, model epoch)`` in one small query.
+    def serving_state(self) -> tuple[str | None, str | None, str | None, str | None]:
+        """``(active model version, catalog version, model epoch, corrections version)`` in
+        one small query.
 
         The catalog version changes whenever items or event types are created, changed or
         deleted; the model epoch when a served artifact was changed in place (a forgotten
-        user's state removed, see :meth:`touch_model_epoch`). Engines poll all three to reload
-        what changed.
+        user's state removed, see :meth:`touch_model_epoch`); the corrections version when a
+        user corrected their profile. Engines poll all four to reload what changed.
         """
         with self.engine.connect() as conn:
             rows = dict(conn.execute(_STATE_QUERY).all())
         return (rows.get("active_model_version"), rows.get("catalog_version"),
-                rows.get("model_epoch"))
+                rows.get("model_epoch"), rows.get("corrections_version"))
+
+    # ------------------------------------------------------------------ profile corrections
+
+    def profile_corrections(self, user_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """Users' corrections of their text profile: ``{stored user id: data}`` (all users, or
+        the one given; empty when there are none)."""
+        q = select(S.profile_corrections.c.user_id, S.profile_corrections.c.data)
+        if user_id is not None:
+            q = q.where(S.profile_corrections.c.user_id == self.stored_user_id(user_id))
+        with self.engine.connect() as conn:
+            return {r.user_id: dict(r.data) for r in conn.execute(q).all()}
+
+    def set_profile_corrections(self, user_id: str, data: Mapping[str, Any] | None) -> None:
+        """Store (``data``) or remove (``None``) a user's corrections; :class:`NotFound` for an
+        unknown user. Every engine picks the change up at its next refresh."""
+        sid = self.stored_user_id(user_id)
+        with self._begin() as conn:
+            exists = conn.execute(select(S.users.c.user_idx).where(
+                S.users.c.user_id == sid)).scalar()
+            if exists is None:
+                raise NotFound(f"unknown user_id {user_id!r}")
+            conn.execute(delete(S.profile_corrections).where(
+                S.profile_corrections.c.user_id == sid))
+            if data is not None:
+                conn.execute(S.profile_corrections.insert(),
+                             {"user_id": sid, "data": dict(data), "updated_at": utcnow()})
+            _set_meta(conn, "corrections_version", secrets.token_hex(8))
 
     def touch_model_epoch(self) -> None:
         """Tell every engine to reload the active artifact from disk (it changed in place)."""
@@ -1063,6 +1091,8 @@ class Store:
             n_recs = conn.execute(
                 delete(S.recommendations).where(S.recommendations.c.user_id == sid)
             ).rowcount
+            conn.execute(delete(S.profile_corrections).where(
+                S.profile_corrections.c.user_id == sid))
             now = utcnow()
             tombstone = self._tombstone(sid)
             conn.execute(
@@ -1505,7 +1535,8 @@ _HISTORY_QUERY = (
     .limit(bindparam("n"))
 )
 _STATE_QUERY = select(S.meta.c.key, S.meta.c.value).where(
-    S.meta.c.key.in_(("active_model_version", "catalog_version", "model_epoch"))
+    S.meta.c.key.in_(("active_model_version", "catalog_version", "model_epoch",
+                      "corrections_version"))
 )
 
 

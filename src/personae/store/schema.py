@@ -189,3 +189,14 @@ audit_log = Table(
     Column("detail", JSONType, nullable=True),
     Index("ix_audit_log_subject", "subject"),
 )
+
+# Added in revision 0004: what a user said about their own tastes (the text profile an
+# assistant is given, corrected by the user): liked and disliked categories, a note, or that
+# they deleted their text profile. Keyed by the stored user id; forget_user deletes it.
+profile_corrections = Table(
+    "profile_corrections",
+    metadata,
+    Column("user_id", IdString, primary_key=True),
+    Column("data", JSONType, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)

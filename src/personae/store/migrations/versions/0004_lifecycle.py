@@ -1,4 +1,5 @@
-"""Lifecycle: training heartbeats, invalidated model versions and the audit log.
+"""Lifecycle: training heartbeats, invalidated model versions, the audit log, and users'
+corrections of their text profile.
 
 Revision ID: 0004
 Revises: 0003
@@ -15,6 +16,7 @@ depends_on = None
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 BigIdx = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+IdString = sa.String(256).with_variant(sa.String(256, collation="C"), "postgresql")
 
 
 def upgrade() -> None:
@@ -31,9 +33,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("audit_idx", name="pk_audit_log"),
     )
     op.create_index("ix_audit_log_subject", "audit_log", ["subject"])
+    op.create_table(
+        "profile_corrections",
+        sa.Column("user_id", IdString, nullable=False),
+        sa.Column("data", JSONType, nullable=False),
+        sa.Column("updated_at", sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", name="pk_profile_corrections"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("profile_corrections")
     op.drop_table("audit_log")
     with op.batch_alter_table("model_versions") as batch:
         batch.drop_column("invalidated_at")
