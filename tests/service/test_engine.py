@@ -414,3 +414,57 @@ def test_text_profile_corrections_override_what_was_learned(engine: Engine,
         engine.text_profile("nobody")
     engine.store.forget_user("u1")
     assert engine.store.profile_corrections("u1") == {}
+
+
+def test_each_explained_item_gets_a_grounded_sentence(engine: Engine) -> None:
+    res = rec(engine, "u1", k=3, explain=True)
+    history_titles = {f"A item {e.item_id[1:]}" for e in engine.store.user_events("u1")}
+    for it in res.items:
+        ex = it.explanation
+        assert ex["sentence_source"] == "template"  # no language model configured
+        title = engine._state.catalog.titles[engine._state.catalog.pos[it.item_id]]
+        assert title in ex["sentence"]
+        named = [t for t in history_titles if t in ex["sentence"]]
+        assert named  # the reasons it names come from the user's history
+
+
+def test_a_language_model_that_cannot_be_reached_falls_back_to_the_template(
+        planted: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    eng = Engine(planted, tmp_path / "models", refresh_interval=0.0,
+                 llm={"backend": "openai", "url": "http://127.0.0.1:9/v1", "timeout": 0.5})
+    try:
+        eng.train("ease", {"l2": 1.0}, background=False)
+        res = eng.recommend(RecommendRequest("u1", k=2, explain=True))
+        assert all(i.explanation["sentence_source"] == "template" and
+                   i.explanation["sentence"] for i in res.items)
+    finally:
+        eng.close()
+
+
+def test_requests_in_words_use_the_fine_tuned_adapter(planted: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from personae.data.interactions import Interactions
+    from personae.text.cache import EmbeddingCache
+    from personae.text.finetune import pairs_from_interactions, train_adapter
+
+    view = Interactions.from_store(planted)
+    cache = EmbeddingCache(tmp_path / "emb", encoder="hashing")
+    cache.update_from_store(planted)
+    E, _ = cache.lookup(list(map(str, view.item_ids)))
+    adapter = train_adapter(E, pairs_from_interactions(view, min_history=2), encoder="hashing",
+                            epochs=5, batch_size=32, patience=2)
+    folder = adapter.save(tmp_path / "adapter")
+    frozen = Engine(planted, tmp_path / "m1", refresh_interval=0.0, text_encoder="hashing")
+    tuned = Engine(planted, tmp_path / "m2", refresh_interval=0.0, text_encoder="hashing",
+                   text_adapter=folder)
+    try:
+        ask = RecommendRequest("stranger", k=20, description="A item")
+        a = frozen.recommend(ask)
+        b = tuned.recommend(ask)
+        assert tuned._text[1].model.adapter == str(folder)
+        assert a.strategy == b.strategy == "query"
+        assert [i.score for i in a.items] != [i.score for i in b.items]
+    finally:
+        frozen.close()
+        tuned.close()

@@ -616,6 +616,14 @@ def serve(
     text_encoder: Annotated[str, typer.Option(
         help="Encoder of item texts and natural-language requests: wordllama (fast), minilm "
              "(finer) or hashing (no model; tests).")] = "wordllama",
+    text_adapter: Annotated[Path | None, typer.Option(
+        help="A fine-tuned text adapter folder (personae text finetune).")] = None,
+    llm_backend: Annotated[str, typer.Option(
+        help="Who phrases explanation sentences: none (template), local (SmolLM2, offline) or "
+             "openai (an OpenAI-compatible endpoint, --llm-url).")] = "none",
+    llm_url: Annotated[str | None, typer.Option(
+        help="Base URL of the OpenAI-compatible endpoint.")] = None,
+    llm_model: Annotated[str | None, typer.Option(help="Model name at that endpoint.")] = None,
     maintenance_interval: Annotated[float, typer.Option(
         min=0.0, help="Seconds between two maintenance rounds of each worker (abandoned "
                       "training jobs, retraining after forgetting).")] = 10.0,
@@ -639,7 +647,9 @@ def serve(
             store=store, models_dir=str(models_dir) if models_dir else None, auth=not no_auth,
             max_body_bytes=max(1, int(max_body_mb * 1_000_000)), max_batch=max_batch,
             key_cache_ttl=key_cache_ttl, retrain_after_forget=retrain_after_forget,
-            maintenance_interval=maintenance_interval, text_encoder=text_encoder)
+            maintenance_interval=maintenance_interval, text_encoder=text_encoder,
+            text_adapter=str(text_adapter) if text_adapter else None, llm_backend=llm_backend,
+            llm_url=llm_url, llm_model=llm_model)
         # Open (and create or upgrade) the store once here, so that the workers do not race on
         # migrations and a wrong location is one line, not a traceback per worker.
         with _open_store(store) as s:

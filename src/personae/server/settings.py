@@ -47,6 +47,12 @@ class ServerSettings:
     text_encoder : str, default "wordllama"
         Encoder of item texts and natural-language requests (``query``); "minilm" is finer
         and slower. Needs ``personae[text]``.
+    text_adapter : str | None
+        Folder of a fine-tuned text adapter (``personae text finetune``) for requests in words.
+    llm_backend : {"none", "local", "openai"}, default "none"
+        Who phrases each explained item's sentence: a template, SmolLM2 offline, or an
+        OpenAI-compatible endpoint at ``llm_url`` (model ``llm_model``, ``llm_timeout`` s);
+        failures fall back to the template.
     retrain_after_forget : float, default 3600.0 s
         At most this long after a user is forgotten, the active model (trained on their
         events) is replaced by a retrained one; their per-user state is removed at once.
@@ -62,6 +68,11 @@ class ServerSettings:
     maintenance_interval: float = 10.0
     retrain_after_forget: float = 3600.0
     text_encoder: str = "wordllama"
+    text_adapter: str | None = None
+    llm_backend: str = "none"
+    llm_url: str | None = None
+    llm_model: str | None = None
+    llm_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_batch"):

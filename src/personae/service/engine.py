@@ -158,6 +158,16 @@ class Engine:
         (``query``/``description``); "minilm" is slower and finer. Needs
         ``pip install 'personae[text]'``; item embeddings are cached in
         ``models_dir/embeddings``.
+    text_adapter : str or Path, optional
+        Folder of an adapter fine-tuned on this app's interactions
+        (:func:`personae.text.finetune.train_adapter`, ``personae text finetune``), applied
+        on top of ``text_encoder`` for requests in words.
+    llm : LLMConfig or mapping, optional
+        Which language model phrases the one-sentence explanation of each item
+        (:class:`personae.llm.LLMConfig`: backend ``"none"`` (default: a template from the
+        same facts), ``"local"`` (SmolLM2, offline) or ``"openai"`` (an OpenAI-compatible
+        endpoint)). The sentence may only use facts it was given; any failure or refusal
+        falls back to the template.
     """
 
     def __init__(
@@ -175,6 +185,8 @@ class Engine:
         rank_policy: str = "model",
         cold_start_blend: float = 2.0,
         text_encoder: str = "wordllama",
+        text_adapter: str | Path | None = None,
+        llm: Mapping[str, Any] | Any | None = None,
     ) -> None:
         self._owns_store = not isinstance(store, Store)
         self.store: Store = store if isinstance(store, Store) else Store(store)
@@ -205,6 +217,14 @@ class Engine:
             raise InvalidInput(f"cold_start_blend must be a number > 0, got {cold_start_blend!r}")
         self.cold_start_blend = float(cold_start_blend)
         self.text_encoder = text_encoder
+        self.text_adapter = str(text_adapter) if text_adapter is not None else None
+        if llm is not None:
+            from personae.llm import LLMConfig
+
+            llm = llm if isinstance(llm, LLMConfig) else LLMConfig.from_dict(dict(llm))
+        self._llm_config = llm  # checked now: a wrong setting fails at start, not per request
+        self._explainer: Any = None
+        self._vocabulary: tuple[str | None, Any] | None = None
         self._text: tuple[str | None, Any] | None = None
         self._text_lock = threading.Lock()
         self._bandit = BanditRanker(self.models_dir / "bandit")
@@ -424,6 +444,7 @@ class Engine:
             items = self._diversify(state, items, req)
         if req.explain:
             items = self._explain(state, items, hist, req.filters, req.context, path, segment)
+            items = self._sentences(state, items, req.query)
         page = parent.page + 1 if parent is not None else 1
         request_log = {"k": req.k, "filters": req.filters.to_dict(), "strategy": strategy}
         if path is not None:
@@ -917,7 +938,7 @@ class Engine:
             cache.update_from_store(self.store)
             vectors, _ = cache.lookup(state.catalog.item_ids)
             n = len(state.catalog)
-            model = Content(encoder=self.text_encoder).fit(
+            model = Content(encoder=self.text_encoder, adapter=self.text_adapter).fit(
                 sp.csr_matrix((1, n), dtype=np.float32), item_embeddings=vectors)
             ranker = QueryRanker(model, cache.encoder)
             self._text = (state.catalog.version, ranker)
@@ -953,6 +974,42 @@ class Engine:
                 state.catalog.item_ids[m.item], m.score, r, [reason], "query",
                 {"method": "query", "matched": m.matched, "query_score": m.query_score,
                  "history_score": m.history_score, "score": m.score}))
+        return out
+
+    def _sentences(self, state: _State, items: list[RecommendedItem],
+                   query: str | None) -> list[RecommendedItem]:
+        """One sentence per item, phrased from the computed reasons only
+        (:class:`personae.llm.Explainer`: a language model when configured, checked against
+        the facts, else a template), in ``explanation["sentence"]``."""
+        from personae.llm import Explainer, LLMConfig, Vocabulary
+
+        cat = state.catalog
+        if self._explainer is None:
+            cfg = self._llm_config
+            config = cfg if isinstance(cfg, LLMConfig) else LLMConfig.from_dict(dict(cfg or {}))
+            self._explainer = Explainer(config)
+        if self._vocabulary is None or self._vocabulary[0] != cat.version:
+            vocab = Vocabulary([t for t in cat.titles if t], sorted(cat.categories))
+            self._vocabulary = (cat.version, vocab)
+            self._explainer.set_vocabulary(vocab)
+        out = []
+        for it in items:
+            ex = dict(it.explanation or {})
+            title = cat.titles[cat.pos[it.item_id]] or it.item_id
+            because = []
+            for r in ex.get("reasons", []):
+                if r.get("kind") == "history" and r.get("item_id") in cat.pos:
+                    because.append(cat.titles[cat.pos[r["item_id"]]] or r["item_id"])
+            facts = {"item": title, "because": because[:3],
+                     "exploration": it.source == "exploration",
+                     "popular": it.source == "popularity" or ex.get("method") == "popularity"
+                     or any(r.get("kind") in ("popularity", "segment", "context")
+                            for r in ex.get("reasons", [])),
+                     "query": query if it.source == "query" else None,
+                     "matched": ex.get("matched") if it.source == "query" else None}
+            sentence, source = self._explainer.explain_sentence(facts)
+            ex.update(sentence=sentence, sentence_source=source)
+            out.append(dataclasses.replace(it, explanation=ex))
         return out
 
     def _diversify(self, state: _State, items: list[RecommendedItem],
