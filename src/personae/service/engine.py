@@ -960,9 +960,17 @@ class Engine:
             history[state.scored_pos] = scores[state.scored_cols]
             floor = np.nanmin(history) if np.isfinite(history).any() else 0.0
             history = np.where(np.isfinite(history), history, floor).astype(np.float32)
+        context = None
+        art = state.artifact
+        if art is not None and art.prior is not None and req.context:
+            # the moment: the prior's popularity in this request's time bucket / context
+            ctx = {**req.context, "ts": req.context.get("ts", utcnow())}
+            prior = art.prior.score_history(np.zeros(0, np.int64), None, ctx)
+            context = np.zeros(n, dtype=np.float32)
+            context[state.scored_pos] = np.log(np.maximum(prior[state.scored_cols], 1e-12))
         res = ranker.rank(req.query, items=hist.positive, weights=hist.weights,
-                          description=req.description, history_scores=history, k=k,
-                          allowed=allowed, exclude_seen=False)
+                          description=req.description, history_scores=history,
+                          context_scores=context, k=k, allowed=allowed, exclude_seen=False)
         out = []
         for r, m in enumerate(res, 1):
             reason = {"query": "matches your request", "history": "fits your history",
