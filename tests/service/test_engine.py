@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from personae import Event, InvalidInput, Item, NotFound, Store
@@ -468,3 +469,41 @@ def test_requests_in_words_use_the_fine_tuned_adapter(planted: Store, tmp_path) 
     finally:
         frozen.close()
         tuned.close()
+
+
+def test_a_sequential_model_serves_from_the_live_history_in_time_order(
+        planted: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """SASRec through the engine: the user's events reach it oldest first, and a new click
+    changes the next list at once (no retraining)."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    eng = Engine(planted, tmp_path / "models", refresh_interval=0.0)
+    try:
+        mv = eng.train("sasrec", {"epochs": 2, "factors": 16, "max_len": 10,
+                                  "random_state": 0}, background=False)
+        assert mv.status in ("active", "ready"), mv.message
+        if mv.status == "ready":
+            eng.activate(mv.version)
+        seen: list[np.ndarray] = []
+        model = eng._state.artifact.model
+        real = type(model).score_history
+
+        def spy(self, items, weights=None, context=None):  # type: ignore[no-untyped-def]
+            seen.append(np.asarray(items))
+            return real(self, items, weights, context)
+
+        type(model).score_history = spy  # type: ignore[method-assign]
+        try:
+            before = rec(eng, "u1", k=3)
+            planted.add_events([Event("u1", "b1", "click", timestamp=1_800_000_000.0)])
+            after = rec(eng, "u1", k=3)
+        finally:
+            type(model).score_history = real  # type: ignore[method-assign]
+        assert before.model_version == mv.version and len(after.items) == 3
+        cols = {c: i for i, c in enumerate(eng._state.artifact.item_ids)}
+        assert seen[-1][-1] == cols["b1"]  # the newest event comes last
+        times = {e.item_id: e.timestamp for e in planted.user_events("u1")}
+        order = [eng._state.artifact.item_ids[c] for c in seen[0]]
+        assert [times[i] for i in order] == sorted(times[i] for i in order)
+    finally:
+        eng.close()
