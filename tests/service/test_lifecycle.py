@@ -122,3 +122,22 @@ def test_retraining_waits_for_the_configured_delay(engine: Engine) -> None:
     assert engine.maintain().get("retrain") is None
     active = engine.store.get_model_version(engine.model_version)  # type: ignore[arg-type]
     assert active.invalidated_at is not None
+
+
+def test_scheduled_retraining(engine: Engine) -> None:
+    """With retrain_every, maintenance retrains the active model once it is that old (and
+    not again before the next period); without it, never on its own."""
+    first = engine.model_version
+    assert engine.maintain().get("retrain") is None  # no schedule
+    engine.retrain_every = 3600.0
+    assert engine.maintain().get("retrain") is None  # not old enough
+    from personae.store import schema as S
+
+    with engine.store._begin() as conn:  # the active version was made two hours ago
+        conn.execute(S.model_versions.update().values(created_at=utcnow() - 7200))
+    started = engine.maintain().get("retrain")
+    assert started and started != first
+    done = engine.wait(60)
+    assert done is not None and done.status in ("active", "ready")
+    assert engine.maintain().get("retrain") is None  # the new try is recent
+    assert [a["action"] for a in engine.store.audit_log()][-1] == "scheduled_retrain"

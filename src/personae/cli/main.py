@@ -613,6 +613,9 @@ def serve(
     retrain_after_forget: Annotated[float, typer.Option(
         min=0.0, help="Seconds after a user is forgotten within which the serving model, "
                       "trained on their events, is retrained.")] = 3600.0,
+    retrain_every: Annotated[float, typer.Option(
+        min=0.0, help="Retrain the serving model every this many seconds (0: never on its "
+                      "own); the new version serves only if it validates as well.")] = 0.0,
     text_encoder: Annotated[str, typer.Option(
         help="Encoder of item texts and natural-language requests: wordllama (fast), minilm "
              "(finer) or hashing (no model; tests).")] = "wordllama",
@@ -648,6 +651,7 @@ def serve(
             max_body_bytes=max(1, int(max_body_mb * 1_000_000)), max_batch=max_batch,
             key_cache_ttl=key_cache_ttl, retrain_after_forget=retrain_after_forget,
             maintenance_interval=maintenance_interval, text_encoder=text_encoder,
+            retrain_every=retrain_every,
             text_adapter=str(text_adapter) if text_adapter else None, llm_backend=llm_backend,
             llm_url=llm_url, llm_model=llm_model)
         # Open (and create or upgrade) the store once here, so that the workers do not race on

@@ -155,6 +155,7 @@ def create_app(store: str | Store | None = None, *,
         # never waits for a model to load.
         engine = Engine(st, models_dir=settings.models_dir, refresh_interval=math.inf,
                         retrain_after_forget=settings.retrain_after_forget,
+                        retrain_every=settings.retrain_every,
                         text_encoder=settings.text_encoder,
                         text_adapter=settings.text_adapter,
                         llm={"backend": settings.llm_backend, "url": settings.llm_url,

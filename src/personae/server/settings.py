@@ -47,6 +47,9 @@ class ServerSettings:
     text_encoder : str, default "wordllama"
         Encoder of item texts and natural-language requests (``query``); "minilm" is finer
         and slower. Needs ``personae[text]``.
+    retrain_every : float, default 0.0 s
+        Retrain the serving model on this schedule (0: never on its own); the new version
+        serves only if it validates as well.
     text_adapter : str | None
         Folder of a fine-tuned text adapter (``personae text finetune``) for requests in words.
     llm_backend : {"none", "local", "openai"}, default "none"
@@ -67,6 +70,7 @@ class ServerSettings:
     refresh_interval: float = 1.0
     maintenance_interval: float = 10.0
     retrain_after_forget: float = 3600.0
+    retrain_every: float = 0.0
     text_encoder: str = "wordllama"
     text_adapter: str | None = None
     llm_backend: str = "none"
@@ -82,7 +86,7 @@ class ServerSettings:
                     f"The {name!r} setting must be an int >= 1. Got {value!r} instead."
                 )
         for name in ("key_cache_ttl", "refresh_interval", "maintenance_interval",
-                     "retrain_after_forget"):
+                     "retrain_after_forget", "retrain_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise InvalidInput(

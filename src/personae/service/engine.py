@@ -144,6 +144,10 @@ class Engine:
         When a user is forgotten, their per-user state leaves the served artifacts at once
         (:meth:`forget_user`); the active version, still trained on their events, is retrained
         by :meth:`maintain` at most this many seconds later (0: at the next maintenance).
+    retrain_every : float, default 0.0
+        The schedule: :meth:`maintain` retrains the active version's model and parameters
+        once it is older than this many seconds (0: no schedule). The new version is swapped
+        in only if it validates as well, as any training job.
     rank_policy : {"model", "linucb", "thompson"}, default "model"
         How :meth:`rank` orders candidates when the request names no policy.
     cold_start_blend : float, default 2.0
@@ -184,6 +188,7 @@ class Engine:
         retrain_after_forget: float = 3600.0,
         rank_policy: str = "model",
         cold_start_blend: float = 2.0,
+        retrain_every: float = 0.0,
         text_encoder: str = "wordllama",
         text_adapter: str | Path | None = None,
         llm: Mapping[str, Any] | Any | None = None,
@@ -196,7 +201,8 @@ class Engine:
                             ("dislike_strength", dislike_strength),
                             ("popularity_interval", popularity_interval),
                             ("impression_interval", impression_interval),
-                            ("retrain_after_forget", retrain_after_forget)):
+                            ("retrain_after_forget", retrain_after_forget),
+                            ("retrain_every", retrain_every)):
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise InvalidInput(f"{name} must be a number >= 0, got {value!r}")
         self.refresh_interval = float(refresh_interval)
@@ -208,6 +214,7 @@ class Engine:
         self.log_impressions = bool(log_impressions)
         self.popularity_interval = float(popularity_interval)
         self.retrain_after_forget = float(retrain_after_forget)
+        self.retrain_every = float(retrain_every)
         if rank_policy not in RANK_POLICIES:
             raise InvalidInput(f"rank_policy must be one of {', '.join(RANK_POLICIES)}, got "
                                f"{rank_policy!r}")
@@ -1267,8 +1274,9 @@ class Engine:
 
     def maintain(self) -> dict[str, Any]:
         """Housekeeping, run every few seconds by the server (safe in every worker at once):
-        fail training jobs whose process died, and retrain the active version when it was
-        trained on a user forgotten more than ``retrain_after_forget`` seconds ago."""
+        fail training jobs whose process died, retrain the active version when it was
+        trained on a user forgotten more than ``retrain_after_forget`` seconds ago, and on the
+        ``retrain_every`` schedule."""
         done: dict[str, Any] = {"abandoned": self.store.fail_stale_training(STALE_TRAINING_AFTER)}
         active_id = self.store.active_model_version()
         if active_id is None:
@@ -1276,7 +1284,21 @@ class Engine:
         active = self.store.get_model_version(active_id)
         due = active.invalidated_at is not None and \
             utcnow() - active.invalidated_at >= self.retrain_after_forget
-        if due and not (self._job is not None and self._job.is_alive()):
+        busy = self._job is not None and self._job.is_alive()
+        scheduled = self.retrain_every > 0 and utcnow() - active.created_at >= self.retrain_every
+        if scheduled and not due and not busy:
+            latest = max((mv.created_at for mv in self.store.model_versions()), default=0.0)
+            if utcnow() - latest >= self.retrain_every:  # no newer try (even a rejected one)
+                try:
+                    mv = self.train(active.model, active.params)
+                except InvalidInput as exc:  # another process is training
+                    done["retrain"] = f"not started: {exc}"
+                else:
+                    self.store.audit("scheduled_retrain", None, {
+                        "version": mv.version, "replaces": active_id})
+                    done["retrain"] = mv.version
+                return done
+        if due and not busy:
             try:
                 mv = self.train(active.model, active.params, reason="forget")
             except InvalidInput as exc:  # another process is training: it will do
