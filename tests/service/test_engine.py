@@ -507,3 +507,20 @@ def test_a_sequential_model_serves_from_the_live_history_in_time_order(
         assert [times[i] for i in order] == sorted(times[i] for i in order)
     finally:
         eng.close()
+
+
+def test_new_items_get_an_exploration_slot_when_they_match_the_history(
+        engine: Engine) -> None:
+    """Items added after training have no events: the last place of a list goes to the new
+    item that shares categories with what the user liked, flagged as exploration."""
+    engine.store.upsert_items([Item("a-new", "New A", categories=["A"]),
+                               Item("z-new", "New Z", categories=["Z"])])
+    fan_a = rec(engine, "u1", k=5, explain=True)
+    assert fan_a.item_ids[-1] == "a-new" and fan_a.items[-1].source == "exploration"
+    assert "shares A" in fan_a.items[-1].reasons[0]
+    assert fan_a.items[-1].explanation["method"] == "exploration"
+    assert all(i.source == "model" for i in fan_a.items[:-1])
+    fan_b = rec(engine, "u25", k=5)
+    assert "a-new" not in fan_b.item_ids and "z-new" not in fan_b.item_ids
+    engine.explore_new_items = 0
+    assert "a-new" not in rec(engine, "u1", k=5).item_ids

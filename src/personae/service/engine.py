@@ -148,6 +148,10 @@ class Engine:
         The schedule: :meth:`maintain` retrains the active version's model and parameters
         once it is older than this many seconds (0: no schedule). The new version is swapped
         in only if it validates as well, as any training job.
+    explore_new_items : int, default 1
+        Places at the end of each list (of k >= 3) given to items added since the model was
+        trained that have no events yet, when their categories match the user's history
+        (``source="exploration"``): new items are shown from day one. 0 turns it off.
     rank_policy : {"model", "linucb", "thompson"}, default "model"
         How :meth:`rank` orders candidates when the request names no policy.
     cold_start_blend : float, default 2.0
@@ -189,6 +193,7 @@ class Engine:
         rank_policy: str = "model",
         cold_start_blend: float = 2.0,
         retrain_every: float = 0.0,
+        explore_new_items: int = 1,
         text_encoder: str = "wordllama",
         text_adapter: str | Path | None = None,
         llm: Mapping[str, Any] | Any | None = None,
@@ -215,6 +220,11 @@ class Engine:
         self.popularity_interval = float(popularity_interval)
         self.retrain_after_forget = float(retrain_after_forget)
         self.retrain_every = float(retrain_every)
+        if isinstance(explore_new_items, bool) or not isinstance(explore_new_items, int) \
+                or explore_new_items < 0:
+            raise InvalidInput(f"explore_new_items must be an integer >= 0, got "
+                               f"{explore_new_items!r}")
+        self.explore_new_items = explore_new_items
         if rank_policy not in RANK_POLICIES:
             raise InvalidInput(f"rank_policy must be one of {', '.join(RANK_POLICIES)}, got "
                                f"{rank_policy!r}")
@@ -449,6 +459,8 @@ class Engine:
             items = self._top(state, scores, allowed, want)
         if rerank:
             items = self._diversify(state, items, req)
+        if self.explore_new_items and art is not None and strategy != "query":
+            items = self._explore_new(state, items, hist, allowed, req.k)
         if req.explain:
             items = self._explain(state, items, hist, req.filters, req.context, path, segment)
             items = self._sentences(state, items, req.query)
@@ -1027,6 +1039,46 @@ class Engine:
             out.append(dataclasses.replace(it, explanation=ex))
         return out
 
+    def _explore_new(self, state: _State, items: list[RecommendedItem], hist: _History,
+                     allowed: np.ndarray, k: int) -> list[RecommendedItem]:
+        """The exploration budget for new items (added since the model was trained, no
+        events to learn from): up to ``explore_new_items`` of the last places of a list of at
+        least 3 go to the allowed new items whose categories best match the user's history
+        (Jaccard of category sets, summed over the history), flagged ``exploration`` and
+        saying what they share. Nothing is inserted for a user whose history shares no
+        category with any new item."""
+        if k < 3 or not hist.positive.size:
+            return items
+        cat = state.catalog
+        shown = {it.item_id for it in items}
+        new = np.flatnonzero(allowed & state.unscored & (state.popularity == 0))
+        new = [int(p) for p in new if cat.item_ids[p] not in shown]
+        if not new:
+            return items
+        liked: dict[str, float] = {}
+        for p, w in zip(hist.positive.tolist(), hist.weights.tolist(), strict=True):
+            for c in cat.item_categories[p]:
+                liked[c] = liked.get(c, 0.0) + float(w)
+        scored = []
+        for p in new:
+            cats = cat.item_categories[p]
+            common = [c for c in cats if c in liked]
+            if common:
+                score = sum(liked[c] for c in common) / len(set(cats) | set(liked))
+                scored.append((score, p, common))
+        if not scored:
+            return items
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        slots = min(self.explore_new_items, k - 1, len(scored))
+        keep = items[: max(0, min(len(items), k) - slots)]
+        for score, p, common in scored[:slots]:
+            keep.append(RecommendedItem(
+                cat.item_ids[p], float(score), len(keep) + 1,
+                [f"new: shares {', '.join(common[:3])} with what you liked"], "exploration",
+                {"method": "exploration", "score": float(score), "shared": common,
+                 "reasons": [{"kind": "exploration", "contribution": 0.0, "share": None}]}))
+        return keep[:k]
+
     def _diversify(self, state: _State, items: list[RecommendedItem],
                    req: RecommendRequest) -> list[RecommendedItem]:
         """MMR over the best candidates (category overlap as similarity), and category caps.
@@ -1090,7 +1142,7 @@ class Engine:
         type_of: dict[int, str] | None = None
         out = []
         for it in items:
-            if it.source == "query":  # a natural-language request explains itself
+            if it.source in ("query", "exploration"):  # these explain themselves
                 out.append(it)
                 continue
             p = cat.pos[it.item_id]
