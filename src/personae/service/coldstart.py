@@ -268,8 +268,8 @@ class ColdStartPolicy:
             if path == PATH_HISTORY:
                 scores = model_scores
             else:
-                scores = hw * _standardise(model_scores, known) + \
-                    (1.0 - hw) * _standardise(prior_scores, known)
+                scores = hw * standardise(model_scores, known) + \
+                    (1.0 - hw) * standardise(prior_scores, known)
         scores = np.where(known, scores, -np.inf).astype(np.float32)
         new_scores = None
         if self.content is not None and self.new_items.any():
@@ -376,8 +376,9 @@ class ColdStartPolicy:
         return out
 
 
-def _standardise(x: np.ndarray, over: np.ndarray) -> np.ndarray:
-    """``(x - mean) / std`` with the moments of ``x[over]`` (std 0 → 1)."""
+def standardise(x: np.ndarray, over: np.ndarray) -> np.ndarray:
+    """``(x - mean) / std`` with the moments of ``x[over]`` (std 0 → 1): the scale on which
+    scores of different models are blended (here and in the engine's serving path)."""
     sub = x[over]
     if sub.size == 0:
         return x - 0.0

@@ -760,14 +760,14 @@ class Engine:
                                    f"{note!r:.60}")
             data["note"] = note.strip()
         self.store.set_profile_corrections(user_id, data)
-        self._corrections = self.store.profile_corrections()
+        self._corrections[self.store.stored_user_id(user_id)] = data  # here at once
         return self.text_profile(user_id)
 
     def delete_text_profile(self, user_id: str) -> dict[str, Any]:
         """The user deletes their text profile: the corrections go, and the assistant gets no
         text for them until they correct it again."""
         self.store.set_profile_corrections(user_id, {"deleted": True})
-        self._corrections = self.store.profile_corrections()
+        self._corrections[self.store.stored_user_id(user_id)] = {"deleted": True}
         return self.text_profile(user_id)
 
     def _behaviour(self, user_id: str) -> dict[str, Any]:
@@ -852,7 +852,7 @@ class Engine:
         :class:`personae.service.coldstart.ColdStartPolicy`: popularity in the user's segment
         and time bucket without history, the fold-in blended with it for a short history, the
         fold-in alone past ``full_history`` items. Returns (scores, path, the user's segment)."""
-        from personae.service.coldstart import ColdStartPolicy
+        from personae.service.coldstart import ColdStartPolicy, standardise
 
         art = state.artifact
         assert art is not None and art.prior is not None
@@ -879,7 +879,8 @@ class Engine:
             neg = neg[neg >= 0]
             if neg.size:
                 push = policy.model.score_history(neg, None, ctx)
-                out_scores = out.scores - np.float32(self.dislike_strength) * _zscore(push)
+                push = standardise(push, np.isfinite(push)).astype(np.float32)
+                out_scores = out.scores - np.float32(self.dislike_strength) * push
                 return out_scores, out.path, segment
         return out.scores, out.path, segment
 
@@ -1410,12 +1411,6 @@ def _best(positions: np.ndarray, scores: np.ndarray, k: int) -> tuple[list[int],
 def session_size(hist: _History) -> int:
     """How many of ``hist.events`` came from the request's session (type -1, at the end)."""
     return int((hist.events[2] == -1).sum())
-
-
-def _zscore(x: np.ndarray) -> np.ndarray:
-    finite = np.isfinite(x)
-    sd = float(x[finite].std()) if finite.any() else 0.0
-    return ((x - x[finite].mean()) / sd).astype(np.float32) if sd > 0 else np.zeros_like(x)
 
 
 def _default_models_dir(store: Store) -> Path:

@@ -160,8 +160,7 @@ def train_version(store: Store, mv: ModelVersion, models_dir: Path,
                 f"{TOLERANCE:.0%}; activate it by hand to serve it anyway"
             )
     model = create(mv.model, **mv.params).fit(view)
-    positive = view.event_weights > 0
-    popularity = np.bincount(view.event_items[positive], minlength=view.n_items)
+    popularity = _popularity(view)
     prior, segment = fit_prior(store, view)
     save_artifact(models_dir / mv.version, model, list(map(str, view.item_ids)),
                   list(map(str, view.user_ids)), popularity, prior=prior, segment=segment)
@@ -192,9 +191,7 @@ def register_version(store: Store, model: Recommender, item_ids: list[str],
                       utcnow())
     store.add_model_version(mv)
     view = Interactions.from_store(store)
-    positive = view.event_weights > 0
-    counts = np.bincount(view.event_items[positive], minlength=view.n_items)
-    by_id = dict(zip(map(str, view.item_ids), counts.tolist(), strict=True))
+    by_id = dict(zip(map(str, view.item_ids), _popularity(view).tolist(), strict=True))
     popularity = np.array([by_id.get(i, 0) for i in item_ids], dtype=np.int64)
     prior, segment = fit_prior(store, view)
     if list(map(str, view.item_ids)) != list(item_ids):
@@ -289,6 +286,12 @@ def forget_in_artifact(folder: Path, stored_user_id: str) -> bool:
     tmp_index.write_text(json.dumps(index))
     tmp_index.replace(index_path)
     return True
+
+
+def _popularity(view: Any) -> np.ndarray:
+    """Positive events per item of ``view`` (int64 (n_items,)): the serving fill-in order."""
+    positive = view.event_weights > 0
+    return np.bincount(view.event_items[positive], minlength=view.n_items)
 
 
 def _finite(metrics: dict[str, Any]) -> dict[str, Any]:

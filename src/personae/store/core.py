@@ -966,15 +966,21 @@ class Store:
 
     def fail_stale_training(self, stale_after: float) -> list[str]:
         """Fail "training" versions whose job stopped beating ``stale_after`` seconds ago (its
-        process died: a crash, a restart); returns their ids."""
+        process died: a crash, a restart); returns their ids.
+
+        Engines call this every few seconds: the usual answer (none) costs a read, and only
+        when there is a stale row is the write transaction (and SQLite's write lock) taken.
+        """
+        now = utcnow()
+        with self.engine.connect() as conn:
+            if not conn.execute(_stale_query(now, stale_after)).first():
+                return []
         with self._begin() as conn:
-            return self._fail_stale(conn, utcnow(), stale_after)
+            return self._fail_stale(conn, now, stale_after)
 
     def _fail_stale(self, conn: Connection, now: float, stale_after: float) -> list[str]:
         mv = S.model_versions
-        beat = func.coalesce(mv.c.heartbeat_at, mv.c.created_at)
-        stale = conn.execute(select(mv.c.version, beat.label("beat")).where(
-            (mv.c.status == "training") & (beat < now - stale_after))).all()
+        stale = conn.execute(_stale_query(now, stale_after)).all()
         for row in stale:
             conn.execute(mv.update().where(mv.c.version == row.version).values(
                 status="failed", finished_at=now,
@@ -1077,16 +1083,15 @@ class Store:
         """
         sid = self.stored_user_id(user_id)
         with self._begin() as conn:
-            user_idx = conn.execute(
-                select(S.users.c.user_idx).where(S.users.c.user_id == sid)
-            ).scalar()
-            if user_idx is None:
+            user = conn.execute(
+                select(S.users.c.user_idx, S.users.c.created_at).where(S.users.c.user_id == sid)
+            ).first()
+            if user is None:
                 raise NotFound(f"unknown user_id {user_id!r}")
+            user_idx, created_at = user
             n_events = conn.execute(
                 delete(S.events).where(S.events.c.user_idx == user_idx)
             ).rowcount
-            created_at = conn.execute(
-                select(S.users.c.created_at).where(S.users.c.user_idx == user_idx)).scalar()
             n_users = conn.execute(delete(S.users).where(S.users.c.user_idx == user_idx)).rowcount
             n_recs = conn.execute(
                 delete(S.recommendations).where(S.recommendations.c.user_id == sid)
@@ -1545,6 +1550,14 @@ def _set_meta(conn: Connection, key: str, value: str) -> None:
     conn.execute(stmt.on_conflict_do_update(index_elements=["key"],
                                             set_={"value": stmt.excluded.value}),
                  {"key": key, "value": value})
+
+
+def _stale_query(now: float, stale_after: float) -> Any:
+    """"training" versions (id, last sign of life) silent for more than ``stale_after`` s."""
+    mv = S.model_versions
+    beat = func.coalesce(mv.c.heartbeat_at, mv.c.created_at)
+    return select(mv.c.version, beat.label("beat")).where(
+        (mv.c.status == "training") & (beat < now - stale_after))
 
 
 def _audit(conn: Connection, action: str, subject: str | None,
