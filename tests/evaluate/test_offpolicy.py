@@ -133,6 +133,11 @@ def test_log_round_trip_and_cli(tmp_path: Path) -> None:
     ipsv = next(e for e in data["estimates"] if e["estimator"] == "ips")["value"]
     assert ipsv == pytest.approx(data["logged"]["value"])
     assert data["n"] == 300 and "truth" in data
+    # the same through `personae evaluate --off-policy`
+    res = CliRunner().invoke(app, ["evaluate", "--off-policy", str(path), "--policy", "random",
+                                   "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["estimates"] == data["estimates"]
     # a saved policy folder
     target = LinUCB(alpha=0.0, epsilon=0.2, seed=0).update(log.features[0][0], 1.0)
     target.save(tmp_path / "policy")

@@ -104,3 +104,56 @@ def test_the_cold_start_prior_fits_undated_data(store: Store) -> None:
     dated = Interactions.from_arrays([0, 0, 1, 2], [0, 1, 1, 2], n_users=3, n_items=3,
                                      timestamps=[1.7e9, 1.7e9 + 3600, 1.7e9 + 7200, 1.7e9])
     assert fit_prior(store, dated)[0].time_buckets == "daypart_weekpart"
+
+
+def _with_side_data(store: Store) -> None:
+    from personae import Event, User
+
+    store.upsert_users([User(f"u{u}", attributes={"gender": "fm"[u % 2], "age": 18 + u,
+                                                  "nickname": f"user {u}"})
+                        for u in range(40)])
+    store.add_events([Event(f"u{u}", f"{'ab'[u >= 20]}{n}", "click",
+                            timestamp=1_700_100_000.0 + 60 * u + n,
+                            context={"device": "tv" if n % 2 else "mobile"})
+                      for u in range(40) for n in range(2)])
+
+
+def test_side_features_discovered_from_the_store(planted: Store) -> None:
+    from personae.data.interactions import Interactions
+    from personae.data.side import SideFeatures
+
+    _with_side_data(planted)
+    view = Interactions.from_store(planted)
+    side = SideFeatures.discover(planted, view)
+    # brand (2 values) is a code, price a number; titles are not attributes; nickname has
+    # 40 distinct values of 40 users and is kept (≤ max_codes) unless the cap is lower
+    assert side.item_fields == ("brand",) and side.numeric_fields == ("price",)
+    assert side.user_fields == ("age", "gender", "nickname")
+    assert len(side.user_vocab[0]) == 5  # age binned at its quintiles
+    assert "device" in side.context_fields and "daypart" in side.context_fields
+    assert side.event_codes is not None and side.event_codes.shape[0] == view.n_events
+    capped = SideFeatures.discover(planted, view, max_codes=10)
+    assert capped.user_fields == ("age", "gender")
+
+
+def test_two_tower_versions_train_with_side_features(planted: Store, tmp_path: Path) -> None:
+    """The engine's training job gives the two-tower model the store's item attributes, user
+    demographics, event context and the items' text embeddings."""
+    pytest.importorskip("torch")
+    _with_side_data(planted)
+    eng = Engine(planted, tmp_path / "models", refresh_interval=0.0, text_encoder="hashing")
+    try:
+        mv = eng.train("twotower", {"epochs": 2, "factors": 8, "random_state": 0,
+                                    "num_threads": 1}, background=False)
+        assert mv.status == "active", mv.message
+        model = eng._state.artifact.model
+        assert model.item_vocab_sizes_ == [2] and model.item_numeric_.shape[1] == 1
+        assert model.item_text_ is not None and model.item_text_.shape[0] == model.n_items_
+        assert len(model.user_vocab_sizes_) == 2 + 1
+        assert "device" in model.context_fields_
+        tv = eng.recommend(RecommendRequest("u1", k=5, context={"device": "tv"}))
+        mobile = eng.recommend(RecommendRequest("u1", k=5, context={"device": "mobile"}))
+        assert tv.strategy == "model" and len(tv.items) == 5
+        assert [i.score for i in tv.items] != [i.score for i in mobile.items]
+    finally:
+        eng.close()

@@ -466,8 +466,31 @@ def evaluate(
     ] = None,
     progress: ProgressOption = True,
     format: FormatOption = OutputFormat.table,
+    off_policy: Annotated[
+        Path | None,
+        typer.Option("--off-policy", help="Instead of a protocol: estimate a bandit policy's "
+                     "value from these logged rounds (JSON lines; IPS, SNIPS, DR), as "
+                     "`personae evaluate-off-policy`.", show_default=False),
+    ] = None,
+    policy: Annotated[
+        str, typer.Option(help="With --off-policy: the policy to evaluate, a folder written "
+                          "by BanditPolicy.save or 'random'.")
+    ] = "random",
+    reward_model: Annotated[
+        str, typer.Option(help="With --off-policy: 'ridge' (cross-fitted) or 'none'.")
+    ] = "ridge",
+    clip: Annotated[
+        float | None, typer.Option(help="With --off-policy: cap on importance weights.")
+    ] = None,
 ) -> None:
-    """Evaluate models offline with a named protocol; prints a table, writes JSON and HTML."""
+    """Evaluate models offline with a named protocol; prints a table, writes JSON and HTML.
+
+    With ``--off-policy LOGS``: evaluate a bandit policy from logged rounds instead.
+    """
+    if off_policy is not None:
+        evaluate_off_policy(off_policy, policy=policy, reward_model=reward_model, clip=clip,
+                            l2=1.0, format=format.value)
+        return
     import shlex
     import tempfile
 

@@ -192,6 +192,50 @@ class SideFeatures:
         return side.with_event_context(view, contexts, time_fields=time_fields,
                                        context_keys=context_keys)
 
+    @classmethod
+    def discover(
+        cls,
+        store: Store,
+        view: Interactions,
+        *,
+        item_text: np.ndarray | None = None,
+        max_codes: int = 1000,
+        max_context_codes: int = 100,
+        min_share: float = 0.05,
+        time_fields: Sequence[str] = DEFAULT_TIME_FIELDS,
+    ) -> SideFeatures:
+        """:meth:`from_store` with the fields found in the data, for training jobs that have no
+        schema to go by (the engine's two-tower versions).
+
+        - item attributes: scalar text/bool values on at least ``min_share`` of the items with
+          2 to ``max_codes`` distinct values become codes; numbers become numeric features;
+          lists and longer vocabularies (titles, free text) are left out;
+        - user attributes: the same rule; numbers are binned at their quintiles;
+        - context keys: scalar keys on at least 1 % of the events with 2 to
+          ``max_context_codes`` distinct values, besides the time buckets ``time_fields``.
+        """
+        items = {it.item_id: it for it in store.iter_items()}
+        users = {u.user_id: u for u in store.iter_users()}
+        iattrs = [_get(items.get(str(i)), "attributes") or {} for i in view.item_ids]
+        uattrs = [_get(users.get(str(u)), "attributes") or {} for u in view.user_ids]
+        item_cat, item_num = _fields(iattrs, max_codes, min_share)
+        user_cat, user_num = _fields(uattrs, max_codes, min_share)
+        bins = {}
+        for key in user_num:
+            x = np.array([_float(a.get(key)) for a in uattrs])
+            edges = np.unique(np.nanquantile(x, [0.2, 0.4, 0.6, 0.8]))
+            bins[key] = [float(e) for e in edges]
+        side = cls.from_records(
+            user_ids=view.user_ids, item_ids=view.item_ids, items=items, users=users,
+            item_attributes=item_cat, numeric_attributes=item_num,
+            user_attributes=sorted(user_cat + user_num), user_bins=bins, item_text=item_text)
+        contexts = store.event_contexts()
+        keys: list[str] = []
+        if len(contexts) == view.n_events:
+            keys, _ = _fields(contexts, max_context_codes, 0.01, numbers=False)
+        return side.with_event_context(view, contexts if keys else None,
+                                       time_fields=time_fields, context_keys=keys)
+
     def with_event_context(
         self,
         view: Interactions,
@@ -333,6 +377,28 @@ def _get(record: Any, key: str) -> Any:
 def _attr(record: Any, name: str) -> Any:
     attrs = _get(record, "attributes") or {}
     return attrs.get(name)
+
+
+def _fields(records: Sequence[Mapping[str, Any]], max_codes: int, min_share: float, *,
+            numbers: bool = True) -> tuple[list[str], list[str]]:
+    """(categorical keys, numeric keys) of ``records`` by :meth:`SideFeatures.discover`'s rule."""
+    seen: dict[str, list[Any]] = {}
+    for rec in records:
+        for key, value in rec.items():
+            seen.setdefault(key, []).append(value)
+    cat, num = [], []
+    for key in sorted(seen):
+        values = [v for v in seen[key] if v is not None]
+        if not records or len(values) < min_share * len(records):
+            continue
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if numeric and numbers:
+            if len({v for v in values if np.isfinite(v)}) >= 2:
+                num.append(key)
+        elif (all(isinstance(v, (str, bool, int, float)) for v in values)
+              and 2 <= len({str(v) for v in values}) <= max_codes):
+            cat.append(key)
+    return cat, num
 
 
 def _standardise(values: list[Any]) -> np.ndarray:

@@ -1280,7 +1280,8 @@ class Engine:
         try:
             active_id = self.store.active_model_version()
             active = self.store.get_model_version(active_id) if active_id else None
-            fields, activate, message = train_version(self.store, mv, self.models_dir, active)
+            fields, activate, message = train_version(self.store, mv, self.models_dir, active,
+                                                      text_encoder=self.text_encoder)
             if reason == "forget" and not activate:
                 activate = True
                 message = ("activated despite the comparison, to replace a version trained on "

@@ -9,11 +9,12 @@ temporary name and renamed, so a reader never sees half an artifact.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ import numpy as np
 
 from personae.errors import InvalidInput, PersonaeError
 from personae.store.records import utcnow
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from personae.models.base import Recommender
@@ -117,14 +120,52 @@ def new_version_id(model: str) -> str:
     return f"v{stamp}-{model}-{os.urandom(2).hex()}"
 
 
+def takes_side_features(model: str) -> bool:
+    """Whether ``model``'s ``fit`` takes side features (``fit(data, side=SideFeatures)``)."""
+    import inspect
+
+    from personae.models import get_model_class
+
+    return "side" in inspect.signature(get_model_class(model).fit).parameters
+
+
+def side_features(store: Store, view: Any, models_dir: Path,
+                  text_encoder: str | None) -> Any:
+    """The item, user and context features a training job gives to models that take them:
+    fields discovered in the store (:meth:`SideFeatures.discover`) and, with
+    ``text_encoder``, each item's text embedding (the engine's embedding cache; only new or
+    changed texts are encoded)."""
+    from personae.data.side import SideFeatures
+    from personae.errors import MissingExtra
+
+    text = None
+    if text_encoder:
+        from personae.text.cache import EmbeddingCache
+
+        try:
+            cache = EmbeddingCache(models_dir / "embeddings", encoder=text_encoder)
+            cache.update_from_store(store)
+        except MissingExtra as exc:  # the text extra is optional: train without text
+            log.warning("training without item text embeddings: %s", exc)
+        else:
+            vectors, found = cache.lookup(map(str, view.item_ids))
+            text = vectors if found.any() and np.abs(vectors).sum() > 0 else None
+    return SideFeatures.discover(store, view, item_text=text)
+
+
 def train_version(store: Store, mv: ModelVersion, models_dir: Path,
-                  active: ModelVersion | None) -> tuple[dict[str, Any], bool, str | None]:
+                  active: ModelVersion | None, *, text_encoder: str | None = None
+                  ) -> tuple[dict[str, Any], bool, str | None]:
     """Validate, fit and save ``mv``; returns (fields to store, activate?, message).
 
     Validation: P1 (:func:`personae.evaluate.random_holdout`) validation split of the current
     data; the new model and a fresh model of the active version's kind and parameters are fit
     on its train part and scored on its test part with NDCG@10. The new version is to be
     activated unless it is worse than the active one by more than :data:`TOLERANCE` (relative).
+
+    Models whose ``fit`` takes side features (the two-tower model) get them from the store
+    (:func:`side_features`, with text embeddings by ``text_encoder``); in validation without
+    the per-event context, which a split's matrix does not carry.
     """
     from personae.data.interactions import Interactions
     from personae.evaluate import evaluate, random_holdout
@@ -134,10 +175,24 @@ def train_version(store: Store, mv: ModelVersion, models_dir: Path,
     if view.nnz == 0:
         raise InvalidInput("the store holds no positive events to train on")
     split = random_holdout(view)
+    side = None
+    if takes_side_features(mv.model) or (active is not None
+                                         and takes_side_features(active.model)):
+        side = side_features(store, view, models_dir, text_encoder)
 
     def validate(model: str, params: dict[str, Any]) -> dict[str, float]:
-        res = evaluate(create(model, **params), split, ks=(10,), on="validation",
-                       memory="none")
+        candidate = create(model, **params)
+        if side is not None and takes_side_features(model):
+            val = split.validation
+            assert val is not None
+            aligned = side.align(val.user_ids, val.item_ids, own_user_ids=view.user_ids,
+                                 own_item_ids=view.item_ids)
+            candidate.fit(val.train, side=replace(aligned, event_codes=None, context_fields=(),
+                                                  context_vocab=()))
+            res = evaluate(candidate, split, ks=(10,), on="validation", fit=False,
+                           memory="none")
+        else:
+            res = evaluate(candidate, split, ks=(10,), on="validation", memory="none")
         return {"ndcg@10": res.metrics.get("ndcg@10", math.nan),
                 "recall@10": res.metrics.get("recall@10", math.nan),
                 "n_validation_users": res.n_users}
@@ -159,7 +214,11 @@ def train_version(store: Store, mv: ModelVersion, models_dir: Path,
                 f"the active version {active.version}'s {old_score:.4f} by more than "
                 f"{TOLERANCE:.0%}; activate it by hand to serve it anyway"
             )
-    model = create(mv.model, **mv.params).fit(view)
+    model = create(mv.model, **mv.params)
+    if side is not None and takes_side_features(mv.model):
+        model.fit(view, side=side)
+    else:
+        model.fit(view)
     popularity = _popularity(view)
     prior, segment = fit_prior(store, view)
     save_artifact(models_dir / mv.version, model, list(map(str, view.item_ids)),
