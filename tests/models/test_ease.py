@@ -14,7 +14,8 @@ from .conformance import ModelConformance, checkerboard
 
 class TestEASE(ModelConformance):
     invalid_params = [("l2", -3.0), ("l2", 0), ("l2", "big"), ("dtype", "float16"),
-                      ("implicit", "yes")]
+                      ("implicit", "yes"), ("dropout", 1.0), ("dropout", -0.1),
+                      ("zero_diagonal", "no"), ("zero_diagonal", False)]
 
     def make_model(self, **params: Any) -> EASE:
         return EASE(**{"l2": 1.0, **params})
@@ -29,6 +30,27 @@ def test_closed_form_matches_the_definition() -> None:
     np.fill_diagonal(B, 0.0)
     np.testing.assert_allclose(model.B_, B, atol=1e-10)
     assert np.all(np.diag(model.B_) == 0)
+
+
+class TestDLAE(ModelConformance):
+    def make_model(self, **params: Any) -> EASE:
+        return EASE(**{"l2": 1.0, "dropout": 0.5, "zero_diagonal": False, **params})
+
+
+def test_denoising_variants_match_their_closed_forms() -> None:
+    """EDLAE is EASE with the penalty p/(1-p)·diag(G) + λ; DLAE is (G + Λ)⁻¹ G (Steck 2020)."""
+    X = checkerboard().matrix
+    G = (X.T @ X).toarray().astype(np.float64)
+    lam = 0.25 / 0.75 * np.diag(G) + 3.0
+    P = np.linalg.inv(G + np.diag(lam))
+    edlae = np.eye(X.shape[1]) - P / np.diag(P)
+    np.fill_diagonal(edlae, 0.0)
+    np.testing.assert_allclose(EASE(l2=3.0, dropout=0.25).fit(X).B_, edlae, atol=1e-10)
+    dlae = EASE(l2=3.0, dropout=0.25, zero_diagonal=False).fit(X)
+    np.testing.assert_allclose(dlae.B_, np.linalg.solve(G + np.diag(lam), G), atol=1e-10)
+    assert np.all(np.diag(dlae.B_) > 0)  # no constraint: dropout alone keeps B from I
+    np.testing.assert_allclose(EASE(l2=3.0, dropout=0.0).fit(X).B_,
+                               EASE(l2=3.0).fit(X).B_)
 
 
 def test_float32_agrees_with_float64() -> None:

@@ -408,7 +408,8 @@ def generate(
 DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
     "popularity": {},
     "itemknn": {"k": [50, 100, 200], "shrinkage": [0.0, 10.0], "similarity": ["cosine", "bm25"]},
-    "ease": {"l2": [100.0, 250.0, 500.0, 1000.0]},
+    "ease": {"l2": [100.0, 250.0, 500.0, 1000.0], "dropout": [0.0, 0.5]},
+    "gfcf": {"k": [32, 64, 128], "alpha": [0.3, 1.0]},
     "als": {"factors": [64, 128], "regularization": [0.01, 0.1], "iterations": [15]},
     "bpr": {"factors": [64], "learning_rate": [0.01, 0.05], "iterations": [100]},
 }

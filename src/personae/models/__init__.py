@@ -26,6 +26,7 @@ MODELS: dict[str, str] = {
     "popularity": "personae.models.popularity:Popularity",
     "itemknn": "personae.models.itemknn:ItemKNN",
     "ease": "personae.models.ease:EASE",
+    "gfcf": "personae.models.gfcf:GFCF",
     "als": "personae.models.als:ALS",
     "bpr": "personae.models.bpr:BPR",
     "blend": "personae.models.blend:Blend",

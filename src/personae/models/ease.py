@@ -5,6 +5,13 @@ Sparse Data", WWW 2019).
 ``history @ B``. Fitting inverts one ``n_items × n_items`` matrix (Cholesky, LAPACK
 ``potrf``/``potri``): about ``n_items³`` flops and ``n_items² × 8`` bytes (× 4 in float32), so
 EASE suits catalogues up to some tens of thousands of items.
+
+``dropout`` turns EASE into Steck's denoising variants (Steck, "Autoencoders that don't overfit
+towards the Identity", NeurIPS 2020): training with input dropout ``p`` is, in expectation, the
+ridge penalty ``Λ = p/(1-p) · diag(XᵀX) + λ`` — popular items are regularised more. With the zero
+diagonal that is EDLAE (``B = I - P / diag(P)``, ``P = (XᵀX + Λ)⁻¹``); with
+``zero_diagonal=False`` it is DLAE, ``B = (XᵀX + Λ)⁻¹ XᵀX = I - P Λ``, which needs no constraint
+because dropout already keeps ``B`` from the identity.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from personae.errors import InvalidInput
-from personae.models._params import check_bool, check_choice, check_float
+from personae.models._params import check_bool, check_choice, check_float, check_number
 from personae.models.base import Recommender
 
 _DTYPES = ("float64", "float32")
@@ -35,6 +42,11 @@ class EASE(Recommender):
         and halves the memory; rankings agree with float64 up to near-ties.
     implicit : bool, default False
         Fit on the binarised matrix (every interaction counts 1) instead of its weights.
+    dropout : float in [0, 1), default 0.0
+        Input dropout rate ``p`` of the denoising variants (EDLAE/DLAE): adds
+        ``p/(1-p) · diag(XᵀX)`` to the penalty. 0 is plain EASE.
+    zero_diagonal : bool, default True
+        Constrain ``diag(B) = 0`` (EASE, EDLAE). False, with ``dropout > 0``, is DLAE.
 
     Attributes
     ----------
@@ -47,15 +59,24 @@ class EASE(Recommender):
 
     B_: np.ndarray
 
-    def __init__(self, l2: float = 500.0, dtype: str = "float64", implicit: bool = False) -> None:
+    def __init__(self, l2: float = 500.0, dtype: str = "float64", implicit: bool = False,
+                 dropout: float = 0.0, zero_diagonal: bool = True) -> None:
         self.l2 = l2
         self.dtype = dtype
         self.implicit = implicit
+        self.dropout = dropout
+        self.zero_diagonal = zero_diagonal
 
     def _validate_params(self) -> None:
         check_float("EASE", "l2", self.l2, strict=True)
         check_choice("EASE", "dtype", self.dtype, _DTYPES)
         check_bool("EASE", "implicit", self.implicit)
+        check_number("EASE", "dropout", self.dropout, "a float in [0, 1)",
+                     lambda v: 0 <= v < 1)
+        check_bool("EASE", "zero_diagonal", self.zero_diagonal)
+        if not self.zero_diagonal and self.dropout == 0:
+            raise InvalidInput("The 'zero_diagonal' parameter of EASE may be False only with "
+                               "dropout > 0 (DLAE); without either B is the identity.")
 
     def _fit(self, X: sp.csr_matrix, view: Any) -> None:
         dtype = np.dtype(self.dtype)
@@ -64,8 +85,10 @@ class EASE(Recommender):
             X.data[:] = 1.0
         Xd = X.astype(dtype)
         G = (Xd.T @ Xd).toarray()
-        G[np.diag_indices_from(G)] += dtype.type(self.l2)
-        self.B_ = _ease_weights(G)
+        p = float(self.dropout)
+        lam = (p / (1.0 - p) * np.diag(G) + float(self.l2)).astype(dtype)
+        G[np.diag_indices_from(G)] += lam
+        self.B_ = _ease_weights(G, None if self.zero_diagonal else lam)
 
     def _score_users(self, users: np.ndarray, context: Mapping[str, Any] | None) -> np.ndarray:
         return self._score_histories(self.user_items_[users], context)
@@ -95,8 +118,9 @@ class EASE(Recommender):
         self.B_ = arrays["B"]
 
 
-def _ease_weights(G: np.ndarray) -> np.ndarray:
-    """``B = I - P / diag(P)`` (zero diagonal) for the regularised Gram matrix ``G``, in place.
+def _ease_weights(G: np.ndarray, lam: np.ndarray | None = None) -> np.ndarray:
+    """``B = I - P / diag(P)`` (zero diagonal) for the regularised Gram matrix ``G``, in place;
+    with the penalty ``lam`` (per item) instead: DLAE's ``B = I - P diag(lam)``.
 
     ``P = G⁻¹`` comes from the Cholesky factor (``potrf`` then ``potri``): half the flops of a
     general inverse, and ``G`` is overwritten instead of copied.
@@ -112,6 +136,10 @@ def _ease_weights(G: np.ndarray) -> np.ndarray:
     # potri fills the upper triangle only: mirror it
     upper = np.triu(P)
     P = upper + np.triu(upper, 1).T
+    if lam is not None:
+        P *= -lam[np.newaxis, :]
+        P[np.diag_indices_from(P)] += 1.0
+        return P
     d = np.diag(P).copy()
     P /= -d[np.newaxis, :]
     P[np.diag_indices_from(P)] = 0.0
