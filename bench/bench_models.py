@@ -108,6 +108,10 @@ PERSONAE: list[Entry] = [
     _personae("itemknn-bm25", "itemknn", {"k": [50, 100, 200], "bm25_b": [0.25, 0.75]},
               similarity="bm25"),
     _personae("ease", "ease", {"l2": [100.0, 250.0, 500.0, 1000.0]}),
+    _personae("edlae", "ease", {"l2": [100.0, 300.0, 600.0], "dropout": [0.33, 0.5, 0.75]}),
+    _personae("dlae", "ease", {"l2": [100.0, 300.0, 600.0], "dropout": [0.33, 0.5, 0.75]},
+              zero_diagonal=False),
+    _personae("gfcf", "gfcf", {"k": [32, 64, 128], "alpha": [0.3, 1.0]}, random_state=SEED),
     _personae("als", "als", {"factors": [64, 128], "regularization": [10.0, 20.0, 40.0]},
               random_state=SEED),
     _personae("bpr", "bpr", {"factors": [64, 128], "learning_rate": [0.01, 0.05],
@@ -116,7 +120,8 @@ PERSONAE: list[Entry] = [
 
 #: The blend row: these members, each with the parameters tuned in its own row, fused by
 #: z-scored scores with weights chosen by ``Blend.tune_weights`` on the validation split.
-BLEND_MEMBERS = {"ease": "ease", "als": "als", "itemknn-cosine": "itemknn"}
+#: (``--blend-members`` picks others among the rows.)
+BLEND_MEMBERS = ("dlae", "gfcf", "als", "itemknn-cosine")
 
 PEERS: list[Entry] = [
     Entry(name, peers.get_peer_class(name).library, functools.partial(peers.create, name),
@@ -196,9 +201,10 @@ def run_blend(split: Split, tuned: dict[str, dict[str, Any]], args: argparse.Nam
     from personae.models.blend import Blend
 
     members = []
-    for label, name in BLEND_MEMBERS.items():
+    for label in args.blend_members:
         if label not in tuned:
             raise RuntimeError(f"the blend needs the {label!r} row first (add it to --models)")
+        name = ENTRIES[label].make.args[0]  # the registry name behind the row
         members.append((name, {**ENTRIES[label].fixed, **tuned[label]}))
     if split.validation is None:
         raise RuntimeError("the blend's weights need a validation split")
@@ -232,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results",
                         help="folder for models.json and models.md")
     parser.add_argument("--name", default="models", help="file stem of the outputs")
+    parser.add_argument("--blend-members", nargs="+", default=list(BLEND_MEMBERS),
+                        metavar="MODEL", help="personae rows fused by the blend row (default: "
+                        f"{' '.join(BLEND_MEMBERS)})")
     args = parser.parse_args(argv)
     unknown = [m for m in args.models if m not in ENTRIES]
     if unknown:

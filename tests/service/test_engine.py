@@ -524,3 +524,20 @@ def test_new_items_get_an_exploration_slot_when_they_match_the_history(
     assert "a-new" not in fan_b.item_ids and "z-new" not in fan_b.item_ids
     engine.explore_new_items = 0
     assert "a-new" not in rec(engine, "u1", k=5).item_ids
+
+
+def test_new_item_exploration_rotates_and_stops_at_its_budget(engine: Engine) -> None:
+    """Two new items match the user's taste: the exploration place alternates between them,
+    and each is explored in at most ``explore_budget`` lists."""
+    engine.explore_budget = 2
+    engine.store.upsert_items([Item("a-new", "New A", categories=["A"]),
+                               Item("a-new2", "Newer A", categories=["A"])])
+    explored = []
+    for _ in range(6):
+        last = rec(engine, "u1", k=5).items[-1]
+        explored.append(last.item_id if last.source == "exploration" else None)
+    assert explored[:4].count("a-new") == 2 and explored[:4].count("a-new2") == 2
+    assert explored[0] != explored[1]  # the one shown goes behind the other
+    assert explored[4:] == [None, None]  # budgets spent: the model's own items again
+    with pytest.raises(InvalidInput, match="explore_budget"):
+        Engine(engine.store, engine.models_dir, explore_budget=-1)

@@ -152,6 +152,10 @@ class Engine:
         Places at the end of each list (of k >= 3) given to items added since the model was
         trained that have no events yet, when their categories match the user's history
         (``source="exploration"``): new items are shown from day one. 0 turns it off.
+    explore_budget : int, default 500
+        The most lists a new item is explored in (per engine process) before it waits for its
+        own events and the next training; among matching new items, those shown less go
+        first (score / (1 + times shown)), so the places rotate. 0: no limit.
     rank_policy : {"model", "linucb", "thompson"}, default "model"
         How :meth:`rank` orders candidates when the request names no policy.
     cold_start_blend : float, default 2.0
@@ -194,6 +198,7 @@ class Engine:
         cold_start_blend: float = 2.0,
         retrain_every: float = 0.0,
         explore_new_items: int = 1,
+        explore_budget: int = 500,
         text_encoder: str = "wordllama",
         text_adapter: str | Path | None = None,
         llm: Mapping[str, Any] | Any | None = None,
@@ -225,6 +230,12 @@ class Engine:
             raise InvalidInput(f"explore_new_items must be an integer >= 0, got "
                                f"{explore_new_items!r}")
         self.explore_new_items = explore_new_items
+        if isinstance(explore_budget, bool) or not isinstance(explore_budget, int) \
+                or explore_budget < 0:
+            raise InvalidInput(f"explore_budget must be an integer >= 0, got {explore_budget!r}")
+        self.explore_budget = explore_budget
+        self._explored: dict[str, int] = {}  # new item id → lists it was explored in
+        self._explored_lock = threading.Lock()
         if rank_policy not in RANK_POLICIES:
             raise InvalidInput(f"rank_policy must be one of {', '.join(RANK_POLICIES)}, got "
                                f"{rank_policy!r}")
@@ -1047,7 +1058,8 @@ class Engine:
         least 3 go to the allowed new items whose categories best match the user's history
         (Jaccard of category sets, summed over the history), flagged ``exploration`` and
         saying what they share. Nothing is inserted for a user whose history shares no
-        category with any new item."""
+        category with any new item. Each new item is explored in at most ``explore_budget``
+        lists; the less shown go first among good matches."""
         if k < 3 or not hist.positive.size:
             return items
         cat = state.catalog
@@ -1060,19 +1072,26 @@ class Engine:
         for p, w in zip(hist.positive.tolist(), hist.weights.tolist(), strict=True):
             for c in cat.item_categories[p]:
                 liked[c] = liked.get(c, 0.0) + float(w)
+        budget = self.explore_budget
+        with self._explored_lock:
+            explored = {cat.item_ids[p]: self._explored.get(cat.item_ids[p], 0) for p in new}
         scored = []
         for p in new:
             cats = cat.item_categories[p]
             common = [c for c in cats if c in liked]
-            if common:
+            times = explored[cat.item_ids[p]]
+            if common and (not budget or times < budget):
                 score = sum(liked[c] for c in common) / len(set(cats) | set(liked))
-                scored.append((score, p, common))
+                scored.append((score, score / (1 + times), p, common))
         if not scored:
             return items
-        scored.sort(key=lambda t: (-t[0], t[1]))
+        scored.sort(key=lambda t: (-t[1], t[2]))
         slots = min(self.explore_new_items, k - 1, len(scored))
         keep = items[: max(0, min(len(items), k) - slots)]
-        for score, p, common in scored[:slots]:
+        with self._explored_lock:
+            for _, _, p, _ in scored[:slots]:
+                self._explored[cat.item_ids[p]] = self._explored.get(cat.item_ids[p], 0) + 1
+        for score, _, p, common in scored[:slots]:
             keep.append(RecommendedItem(
                 cat.item_ids[p], float(score), len(keep) + 1,
                 [f"new: shares {', '.join(common[:3])} with what you liked"], "exploration",
