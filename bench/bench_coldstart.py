@@ -96,6 +96,24 @@ def summarise(scores: Any) -> dict[str, Any]:
     return out
 
 
+def within_user_corr(tasks: Any, predicted: np.ndarray) -> float:
+    """Pearson correlation of predicted and true ratings after removing each task's means.
+
+    Only the order inside a task counts for nDCG, so this is the part of a prediction that
+    nDCG sees (0 for anything constant per task, such as the support mean).
+    """
+    q = tasks.query_size
+    p = np.asarray(predicted, dtype=np.float64).reshape(-1, q)
+    a = tasks.query_ratings.reshape(-1, q)
+    p = p - p.mean(axis=1, keepdims=True)
+    a = a - a.mean(axis=1, keepdims=True)
+    den = np.sqrt((p**2).sum() * (a**2).sum())
+    return float((p * a).sum() / den) if den > 0 else 0.0
+
+
+NOISE_SIGMAS = (0.8, 1.0, 1.3, 1.6)
+
+
 def protocol_table(protocol: Any, store: Any, view: Any, args: argparse.Namespace
                    ) -> dict[str, Any]:
     from personae.evaluate.melu_protocol import (
@@ -112,11 +130,17 @@ def protocol_table(protocol: Any, store: Any, view: Any, args: argparse.Namespac
     rows["support-set mean (floor)"] = {p: summarise(s)
                                         for p, s in support_mean_scores(protocol).items()}
     log("biases mu + b_u + b_i")
+    biases = biases_predictor(protocol)
     rows["biases mu + b_u + b_i"] = {p: summarise(s) for p, s in
-                                     evaluate_melu(protocol, biases_predictor(protocol)).items()}
+                                     evaluate_melu(protocol, biases).items()}
+    corr: dict[str, dict[str, float]] = {p: {} for p in protocol.tasks}
+    for p, t in protocol.tasks.items():
+        corr[p]["biases mu + b_u + b_i"] = within_user_corr(
+            t, biases(t.query_users(), t.query_items))
     log("featuregbm: side features, stacked fit")
     users, items = side_features(store, view)
-    model = FeatureGBM(rounds=args.rounds, random_state=args.seed)
+    model = FeatureGBM(random_state=args.seed,
+                       **({} if args.rounds is None else {"rounds": args.rounds}))
     started = time.perf_counter()
     model.fit(protocol.train_view(), user_features=users, item_features=items)
     fit_s = time.perf_counter() - started
@@ -124,13 +148,22 @@ def protocol_table(protocol: Any, store: Any, view: Any, args: argparse.Namespac
     scores = evaluate_melu(protocol, model.predict)
     pred_s = time.perf_counter() - started
     rows["personae featuregbm"] = {p: summarise(s) for p, s in scores.items()}
-    # a reference that reads the answers: how good must a prediction be for these nDCGs?
-    rng = np.random.default_rng(0)
+    for p, t in protocol.tasks.items():
+        corr[p]["personae featuregbm"] = within_user_corr(
+            t, model.predict(t.query_users(), t.query_items))
+    # references that read the answers: how good must a prediction be for these nDCGs?
+    noise: dict[str, dict[str, Any]] = {p: {} for p in protocol.tasks}
+    for sigma in NOISE_SIGMAS:
+        rng = np.random.default_rng(0)
+        for p, t in protocol.tasks.items():
+            pred = t.query_ratings + rng.normal(0.0, sigma, t.query_ratings.size)
+            noise[p][str(sigma)] = {**summarise(score_tasks(t, pred)),
+                                    "within_user_corr": within_user_corr(t, pred)}
     rows["reference: true rating + N(0, 1) noise"] = {
-        p: summarise(score_tasks(t, t.query_ratings + rng.normal(0.0, 1.0, t.query_ratings.size)))
-        for p, t in protocol.tasks.items()}
+        p: {k: v for k, v in noise[p]["1.0"].items() if k != "within_user_corr"}
+        for p in protocol.tasks}
     gain = model.booster_.feature_importance("gain")
-    return {"rows": rows, "featuregbm": {
+    return {"rows": rows, "within_user_corr": corr, "noise_references": noise, "featuregbm": {
         "params": model.get_params(), "fit_seconds": fit_s, "predict_seconds": pred_s,
         "feature_gain_share": {
             n: float(g / gain.sum()) for n, g in
@@ -304,6 +337,44 @@ def markdown(report: dict[str, Any]) -> str:
         "1.0 (seed 0), to show how close to the truth a prediction must be for a given nDCG "
         "(it is left out of the bold marks).",
         "",
+        "### Where the nDCG gap comes from",
+        "",
+        "nDCG here sees only the order *inside* a task's 10 query items, i.e. the part of a "
+        "prediction left after removing the task's mean. The table gives its Pearson "
+        "correlation with the true ratings (within-task r, pooled over the tasks) next to the "
+        "nDCG, for our models and for the true ratings plus Gaussian noise of several sizes "
+        "(seed 0), which shows what within-task r a given nDCG asks for.",
+        "",
+    ]
+    corr, noise = report["protocol"]["within_user_corr"], report["protocol"]["noise_references"]
+    sigmas = list(next(iter(noise.values())))
+    lines += ["| partition | MeLU-5 nDCG@1 / @3 | "
+              + " | ".join(f"{k} r · nDCG@1 / @3" for k in next(iter(corr.values())))
+              + " | " + " | ".join(f"truth + N(0, {s}²) r · nDCG@1 / @3" for s in sigmas)
+              + " |",
+              "|---|---|" + "---|" * (len(next(iter(corr.values()))) + len(sigmas))]
+    for partition, title in PARTITION_TITLES.items():
+        if partition not in corr:
+            continue
+        m = melu[partition]
+        cells = [f"{m['ndcg@1']:.3f} / {m['ndcg@3']:.3f}"]
+        for label, r in corr[partition].items():
+            sc = rows[label][partition]
+            cells.append(f"{r:.3f} · {sc['ndcg@1']:.3f} / {sc['ndcg@3']:.3f}")
+        for sg in sigmas:
+            n = noise[partition][sg]
+            cells.append(f"{n['within_user_corr']:.3f} · {n['ndcg@1']:.3f} / {n['ndcg@3']:.3f}")
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "MeLU-5's published nDCG on new users (0.880 / 0.881, at MAE 0.785) is what the "
+        "truth plus noise of σ ≈ 1 reaches, a within-task r near 0.7; featuregbm's order "
+        "reaches r ≈ 0.5 (a quarter of the within-task variance), as does any rating model we "
+        "tried on these data (see the docstring of `personae.models.featuregbm`: ranking "
+        "objectives, expected-gain ordering, text and EASE features moved validation nDCG "
+        "by less than the seed spread). On the two new-item partitions MeLU-5's numbers ask "
+        "for r ≈ 0.55–0.6, closer to what the features carry.",
+        "",
         "## 2. Catalogue ranking (NDCG@10, Recall@10) of the same tasks",
         "",
         "Same tasks and training pairs as above; each task's support items are its history "
@@ -314,7 +385,7 @@ def markdown(report: dict[str, Any]) -> str:
         "query item). Popularity is counted over all training pairs; segment popularity per "
         "gender × age group (shrinkage 50). Untuned hyper-parameters (the MeLU P1 choices of "
         "`bench/results/models.md`). featuregbm, a rating model, is not in this table: scoring "
-        "every (task, item) pair through its features takes about 10 minutes here.",
+        "every (task, item) pair through its features takes many minutes here.",
         "",
     ]
     rk = report["ranking"]
@@ -340,8 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=SHARED, help="the shared data folder")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--name", default="coldstart")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="featuregbm hold-out draws stacked for the trees (default 3)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="featuregbm hold-out draws stacked for the trees (default: the "
+                             "model's, 8)")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--skip-ranking", action="store_true")
     args = parser.parse_args(argv)

@@ -134,3 +134,51 @@ def test_errors_name_the_problem():
         small().fit(d["view"], user_features={"gender": sp.csr_matrix((3, 2))})
     with pytest.raises(InvalidInput, match="item indices"):
         fitted().predict([0], [N_ITEMS])
+
+
+def test_user_knn_and_cooccurrence_features_see_taste_without_side_features():
+    """Two taste clusters that no side feature names: cluster 0 rates items 0–39 high and
+    40–79 low, cluster 1 the reverse, and each cluster rates mostly its own liked half.
+    The user-kNN feature (neighbours' residuals on the item) and the co-occurrence mean (how
+    typical the item is of what the user rates) must separate liked from disliked items."""
+    rng = np.random.default_rng(11)
+    n_users, n_items = 120, 80
+    cluster = np.arange(n_users) % 2
+    liked = (np.arange(n_items)[None, :] < 40) == (cluster[:, None] == 0)  # (users, items)
+    rows, cols = [], []
+    for u in range(n_users):
+        own = np.flatnonzero(liked[u])
+        other = np.flatnonzero(~liked[u])
+        pick = np.r_[rng.choice(own, 20, replace=False), rng.choice(other, 8, replace=False)]
+        rows += [u] * pick.size
+        cols += list(pick)
+    u, i = np.array(rows), np.array(cols)
+    r = np.where(liked[u, i], 5.0, 2.0) + rng.integers(-1, 1, u.size)
+    m = sp.csr_matrix((r, (u, i)), shape=(n_users, n_items))
+    model = small(n_estimators=20).fit(m)
+    # unrated pairs: every user against every item they have not rated
+    rated = m.toarray() > 0
+    qu, qi = np.nonzero(~rated)
+    X = model.features(qu, qi)
+    good = liked[qu, qi]
+    for name in ("user_knn", "cooccurrence_mean"):
+        col = X[:, model.feature_names_.index(name)]
+        assert col[good].mean() > col[~good].mean() + 3 * col.std() / np.sqrt(good.sum())
+    pred = model.predict(qu, qi)
+    assert pred[good].mean() - pred[~good].mean() > 1.0
+
+
+def test_shrunk_cosine_by_blocks_equals_in_one_block_and_matches_hand_values():
+    from personae.models.featuregbm import _shrunk_cosine, _top_k
+
+    R = sp.csr_matrix(np.array([[1.0, 0.0, 2.0], [2.0, 1.0, 0.0], [0.0, -1.0, 1.0]]))
+    B = R.copy()
+    B.data[:] = 1.0
+    whole = _shrunk_cosine(R, B, 1.0, block=8)
+    np.testing.assert_allclose(_shrunk_cosine(R, B, 1.0, block=1), whole, rtol=1e-6)
+    # rows 0 and 1 share column 0 only: cos = 2 / (sqrt 5 · sqrt 5), shrunk by 1 / (1 + 1)
+    assert whole[0, 1] == pytest.approx(0.4 * 0.5, rel=1e-6)
+    assert whole[0, 0] == 0.0
+    top = _top_k(whole, 1).toarray()
+    assert (np.count_nonzero(top, axis=1) == 1).all()
+    assert top[2].argmax() == 0 and top[2, 0] == pytest.approx(whole[2, 0])
