@@ -15,7 +15,12 @@ import torch  # noqa: E402
 from personae.data.interactions import Interactions  # noqa: E402
 from personae.errors import InvalidInput  # noqa: E402
 from personae.models import Recommender  # noqa: E402
-from personae.models.sasrec import SASRec  # noqa: E402
+from personae.models.sasrec import (  # noqa: E402
+    SASRec,
+    _dropout,
+    _full_softmax_ce,
+    _windows,
+)
 
 from .conformance import N_ITEMS, ModelConformance, checkerboard  # noqa: E402
 
@@ -46,7 +51,9 @@ def shuffled_checkerboard() -> Interactions:
 
 class TestSASRec(ModelConformance):
     invalid_params = [("factors", 0), ("n_heads", 3), ("dropout", 1.0), ("loss", "bpr"),
-                      ("learning_rate", -1.0), ("validation", 1.5), ("max_len", "long")]
+                      ("learning_rate", -1.0), ("validation", 1.5), ("max_len", "long"),
+                      ("window_overlap", 16), ("window_overlap", -1),
+                      ("random_windows", "yes")]
 
     def make_model(self, **params: Any) -> SASRec:
         return SASRec(**{**SMALL, **params})
@@ -161,3 +168,73 @@ def test_early_stopping_keeps_the_best_epoch() -> None:
     metrics = [row["val_ndcg@10"] for row in model.history_]
     assert model.best_epoch_ == int(np.argmax(metrics)) + 1
     assert len(model.history_) <= 30
+
+
+@pytest.mark.parametrize("overlap", [0, 1, 3])
+@pytest.mark.parametrize("shifted", [False, True])
+def test_windows_learn_every_event_once_with_enough_context(overlap: int, shifted: bool) -> None:
+    """Whatever the shifts and the overlap, an epoch learns every event but a user's first
+    exactly once (the first at most once, from an empty context), and a target outside a
+    sequence's first window is read with at least ``overlap + 1`` earlier items."""
+    rng = np.random.default_rng(overlap)
+    width = 6
+    for _ in range(50):
+        lengths = rng.integers(1, 30, size=4)
+        indptr = np.r_[0, np.cumsum(lengths)]
+        items = np.arange(indptr[-1])  # item = position: a window tells where it is
+        shifts = rng.integers(1, width - overlap, size=4) if shifted else None
+        W, lo, hi = _windows(indptr[:-1], indptr[1:], items, width, shifts, overlap)
+        learnt = np.zeros(indptr[-1], dtype=int)
+        for w, a, b in zip(W, lo, hi, strict=True):
+            for c in range(a, b):
+                if w[c + 1] > 0:
+                    learnt[w[c + 1] - 1] += 1
+                    context = np.count_nonzero(w[:c + 1])
+                    start = indptr[np.searchsorted(indptr, w[c + 1] - 1, side="right") - 1]
+                    assert context >= min(overlap + 1, w[c + 1] - 1 - start)
+        first = np.zeros(indptr[-1], dtype=bool)
+        first[indptr[:-1]] = True
+        assert (learnt[~first] == 1).all() and (learnt[first] <= 1).all()
+
+
+def test_random_windows_are_seeded() -> None:
+    """The window offsets come from ``random_state``: same seed, same model; and they change
+    the training (another model than fixed windows)."""
+    view = cycles(length=40)
+    params = {**SMALL, "max_len": 8, "window_overlap": 2, "epochs": 3}
+    a = SASRec(**params).fit(view).score_history([3, 4, 5])
+    b = SASRec(**params).fit(view).score_history([3, 4, 5])
+    fixed = SASRec(**{**params, "random_windows": False}).fit(view).score_history([3, 4, 5])
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, fixed)
+
+
+def test_blockwise_softmax_ce_equals_cross_entropy() -> None:
+    """The loss that never holds the full logits has the values and gradients of
+    ``cross_entropy(h @ E.T, target)``, over more rows than one block."""
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(700, 8, generator=gen, requires_grad=True)
+    E = torch.randn(40, 8, generator=gen, requires_grad=True)
+    target = torch.randint(0, 40, (700,), generator=gen)
+    loss = _full_softmax_ce(torch).apply(h, E, target)
+    grads = torch.autograd.grad(loss, (h, E))
+    ref = torch.nn.functional.cross_entropy(h @ E.T, target)
+    ref_grads = torch.autograd.grad(ref, (h, E))
+    assert abs(float(loss.detach()) - float(ref.detach())) < 1e-5
+    for got, want in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_dropout_keeps_one_minus_p_and_rescales() -> None:
+    """The network's dropout (keep masks from 15-bit integers) keeps a share 1 - p of the
+    entries, scaled by 1 / (1 - p), in training, is the identity in evaluation, and follows
+    torch's seed."""
+    x = torch.ones(200, 50, 8)
+    torch.manual_seed(0)
+    kept = _dropout(torch, x, 0.3, True)
+    share = float((kept != 0).float().mean())
+    assert abs(share - 0.7) < 0.005
+    torch.testing.assert_close(kept[kept != 0], torch.full_like(kept[kept != 0], 1 / 0.7))
+    torch.manual_seed(0)
+    torch.testing.assert_close(_dropout(torch, x, 0.3, True), kept)
+    assert _dropout(torch, x, 0.3, False) is x and _dropout(torch, x, 0.0, True) is x

@@ -19,6 +19,7 @@ Where the order comes from:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -50,8 +51,18 @@ class SASRec(Recommender):
     n_heads : int, default 2
         Attention heads (``factors`` must be divisible by it).
     max_len : int, default 50
-        Longest sequence read: training splits longer sequences into windows of ``max_len``
-        (every event is a target once), scoring reads the last ``max_len`` items.
+        Longest sequence read: training cuts each sequence into windows of ``max_len`` items
+        (every event is a target once per epoch), scoring reads the last ``max_len`` items.
+    window_overlap : int, default 0
+        Items that consecutive training windows of a user share (below ``max_len``). A window
+        learns only its targets after the shared items (the older window has those), so every
+        target but a sequence's first ones is read with at least ``window_overlap`` + 1 earlier
+        items, as at scoring time, for ``max_len / (max_len - window_overlap)`` times the
+        tokens per epoch.
+    random_windows : bool, default True
+        Each epoch after the first, move the grid of a user's older windows by a random offset
+        (the newest window always ends at the last item), so an event is read with a different
+        context each epoch: data augmentation for the price of a few more tokens.
     dropout : float, default 0.2
         Dropout on embeddings, attention and feed-forward outputs.
     epochs : int, default 25
@@ -116,6 +127,8 @@ class SASRec(Recommender):
         lr_decay: bool = True,
         loss: str = "ce",
         n_negatives: int = 256,
+        window_overlap: int = 0,
+        random_windows: bool = True,
         validation: float = 0.0,
         patience: int = 3,
         random_state: int | None = None,
@@ -134,6 +147,8 @@ class SASRec(Recommender):
         self.lr_decay = lr_decay
         self.loss = loss
         self.n_negatives = n_negatives
+        self.window_overlap = window_overlap
+        self.random_windows = random_windows
         self.validation = validation
         self.patience = patience
         self.random_state = random_state
@@ -150,6 +165,10 @@ class SASRec(Recommender):
         if self.factors % self.n_heads:
             raise InvalidInput(f"The 'n_heads' parameter of {m} must divide factors "
                                f"({self.factors}). Got {self.n_heads!r} instead.")
+        check_int(m, "window_overlap", self.window_overlap, 0)
+        if self.window_overlap >= self.max_len:
+            raise InvalidInput(f"The 'window_overlap' parameter of {m} must be an int below "
+                               f"max_len ({self.max_len}). Got {self.window_overlap!r} instead.")
         check_number(m, "dropout", self.dropout, "a float in [0, 1)", lambda v: 0 <= v < 1)
         check_float(m, "learning_rate", self.learning_rate, strict=True)
         check_float(m, "l2", self.l2, strict=False)
@@ -161,6 +180,7 @@ class SASRec(Recommender):
             check_int(m, "num_threads", self.num_threads, 1)
         check_bool(m, "verbose", self.verbose)
         check_bool(m, "lr_decay", self.lr_decay)
+        check_bool(m, "random_windows", self.random_windows)
 
     # ------------------------------------------------------------------ fitting
 
@@ -207,8 +227,7 @@ class SASRec(Recommender):
                 val_users = np.sort(rng.choice(eligible, size=n_val, replace=False))
             train_end = indptr[1:].copy()
             train_end[val_users] -= 1
-            windows = _windows(indptr[:-1], train_end, items, self.max_len + 1)
-            self._train(torch, windows, items, indptr, train_end, val_users, X, rng)
+            self._train(torch, items, indptr, train_end, val_users, X, rng)
         last = np.maximum(indptr[:-1], indptr[1:] - self.max_len)
         self.seq_indptr_ = np.r_[0, np.cumsum(indptr[1:] - last)].astype(np.int64)
         self.seq_items_ = np.concatenate(
@@ -220,36 +239,45 @@ class SASRec(Recommender):
                 "n_heads": int(self.n_heads), "max_len": int(self.max_len),
                 "dropout": float(self.dropout)}
 
-    def _train(self, torch: Any, windows: np.ndarray, items: np.ndarray, indptr: np.ndarray,
-               train_end: np.ndarray, val_users: np.ndarray, X: sp.csr_matrix,
-               rng: np.random.Generator) -> None:
+    def _train(self, torch: Any, items: np.ndarray, indptr: np.ndarray, train_end: np.ndarray,
+               val_users: np.ndarray, X: sp.csr_matrix, rng: np.random.Generator) -> None:
         net = self.net_
-        opt = torch.optim.Adam(net.parameters(), lr=float(self.learning_rate),
-                               weight_decay=float(self.l2))
-        n_steps = int(self.epochs) * -(-windows.shape[0] // int(self.batch_size))
-        # linear decay of the step size to 0 over the planned steps: most of the last epochs'
-        # gain on short budgets
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: max(0.0, 1.0 - step / n_steps) if self.lr_decay else 1.0)
+        lr = float(self.learning_rate)
+        opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=float(self.l2))
         log = T.EpochLog("sasrec", int(self.epochs), bool(self.verbose))
         stopper = T.EarlyStopping(int(self.patience)) if val_users.size else None
         sampled = self.loss == "sampled"
         if sampled:
             pop = np.bincount(items, minlength=self.n_items_).astype(np.float64) + 1.0
             q = torch.from_numpy(pop / pop.sum()).float()
-        wt = torch.from_numpy(windows)  # (n_windows, max_len + 1), 0 = padding, else item + 1
-        filled = (windows > 0).sum(axis=1)
+        width, bs = int(self.max_len) + 1, int(self.batch_size)
+        overlap = int(self.window_overlap)
+        windows, lo, hi = _windows(indptr[:-1], train_end, items, width, overlap=overlap)
         for epoch in range(int(self.epochs)):
             net.train()
             total, count = 0.0, 0
+            if self.random_windows and epoch > 0:
+                shifts = rng.integers(1, width - overlap, size=train_end.size)
+                windows, lo, hi = _windows(indptr[:-1], train_end, items, width, shifts, overlap)
+            # (n_windows, width) inputs, 0 = padding, else item + 1; targets: the same, one
+            # column on, 0 where not learnt from (padding, or already a target this epoch)
+            wt = torch.from_numpy(windows)
+            col = np.arange(width - 1)[None, :]
+            tt = wt[:, 1:].masked_fill(torch.from_numpy(
+                (col < lo[:, None]) | (col >= hi[:, None])), 0)
+            filled = (windows > 0).sum(axis=1)
             # windows of similar length together (less padding to compute), batches shuffled
             order = np.lexsort((rng.random(filled.size), filled))
-            chunks = [order[i:i + int(self.batch_size)]
-                      for i in range(0, order.size, int(self.batch_size))]
-            for c in rng.permutation(len(chunks)):
-                batch = chunks[c]
-                w = _trim(wt[torch.from_numpy(batch)])
-                inp, tgt = w[:, :-1], w[:, 1:]
+            chunks = [order[i:i + bs] for i in range(0, order.size, bs)]
+            for k, c in enumerate(rng.permutation(len(chunks))):
+                if self.lr_decay:  # linear decay to 0 over the epochs: most of the last
+                    # epochs' gain on short budgets
+                    for group in opt.param_groups:
+                        group["lr"] = lr * (1.0 - (epoch + k / len(chunks)) / int(self.epochs))
+                idx = torch.from_numpy(chunks[c])
+                w, tgt = wt[idx], tt[idx]
+                start = _first_filled(w)
+                inp, tgt = w[:, start:-1], tgt[:, start:]
                 h = net(inp)  # (B, L, d)
                 valid = tgt > 0
                 hv, tv = h[valid], tgt[valid] - 1
@@ -262,12 +290,10 @@ class SASRec(Recommender):
                     loss = torch.nn.functional.cross_entropy(
                         logits, torch.zeros(tv.shape[0], dtype=torch.long))
                 else:
-                    logits = hv @ net.all_item_vectors().T
-                    loss = torch.nn.functional.cross_entropy(logits, tv)
+                    loss = _full_softmax_ce(torch).apply(hv, net.all_item_vectors(), tv)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                sched.step()
                 total += float(loss.detach()) * int(tv.shape[0])
                 count += int(tv.shape[0])
             metric = None
@@ -378,34 +404,109 @@ class SASRec(Recommender):
 # ---------------------------------------------------------------------- data
 
 
-def _windows(starts: np.ndarray, ends: np.ndarray, items: np.ndarray, width: int) -> np.ndarray:
-    """Every user's sequence cut into windows of ``width`` (the newest window ends at the last
-    item; windows overlap by one item so that every event but the first is a target once),
-    left-padded with 0, items shifted by +1. int64 (n_windows, width)."""
+def _windows(starts: np.ndarray, ends: np.ndarray, items: np.ndarray, width: int,
+             shifts: np.ndarray | None = None, overlap: int = 0
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every user's sequence cut into windows of ``width`` items, left-padded with 0, items
+    shifted by +1: int64 (n_windows, width); and per window the target columns to learn from,
+    ``lo[k] <= c < hi[k]`` (int64 (n_windows,) each; the targets are columns 1.. of a window,
+    column c the item at position ``end - (width - 1) + c`` of a window ending before ``end``).
+
+    The newest window of a user ends at the last item; the older ones follow back in steps of
+    ``width - 1 - overlap``, so that every event but the first is a target once; a window that
+    does not start at the user's first item skips its ``overlap`` oldest targets (the older
+    window has them, with more context). With ``shifts`` (one per user, in 1..width - 1 -
+    overlap), the second window ends ``shifts[u]`` items before the last (the grid of older
+    windows moves, so each epoch an event is read with another context); the targets that the
+    newest window already has are skipped.
+    """
     rows: list[np.ndarray] = []
-    step = width - 1
-    for a, b in zip(starts, ends, strict=True):
-        end = int(b)
-        while end - int(a) >= 2:
-            begin = max(int(a), end - width)
+    lo: list[int] = []
+    hi: list[int] = []
+    n_targets = width - 1
+    step = n_targets - overlap
+    for u, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        a, end = int(a), int(b)
+        seen = end  # targets at positions >= seen are in a newer window
+        while end - a >= 2:
+            begin = max(a, end - width)
             w = np.zeros(width, dtype=np.int64)
             w[width - (end - begin):] = items[begin:end] + 1
             rows.append(w)
-            end -= step
+            skip = overlap if begin > a else 0
+            lo.append(skip)
+            hi.append(min(n_targets, seen - end + n_targets))
+            if begin == a:
+                break
+            seen = min(seen, end - n_targets + skip)
+            end -= step if shifts is None or end != int(b) else int(shifts[u])
     if not rows:
         raise InvalidInput("SASRec needs at least one user with 2 or more events to learn from")
-    return np.stack(rows)
+    return np.stack(rows), np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+
+
+def _first_filled(w: Any) -> int:
+    """The first column that is not padding in every row of left-padded windows (at most the
+    last column): the columns before it can be dropped exactly, since padding is masked out of
+    attention and positions count from the right."""
+    nonpad = (w > 0).any(dim=0).nonzero()
+    first = int(nonpad[0, 0]) if nonpad.numel() else w.shape[1] - 1
+    return min(first, w.shape[1] - 1)
 
 
 def _trim(w: Any) -> Any:
-    """Drop the leading columns that are padding in every row (left-padded windows): exact,
-    since padding is masked out of attention and positions count from the right."""
-    nonpad = (w > 0).any(dim=0).nonzero()
-    first = int(nonpad[0, 0]) if nonpad.numel() else w.shape[1] - 1
-    return w[:, min(first, w.shape[1] - 1):]
+    """``w`` without its leading all-padding columns (see :func:`_first_filled`)."""
+    return w[:, _first_filled(w):]
 
 
 # ---------------------------------------------------------------------- the network
+
+
+@functools.cache
+def _full_softmax_ce(torch: Any) -> Any:
+    """Mean cross-entropy of ``h @ E.T`` against ``target``, as an autograd function that never
+    holds the (n, n_items) logits: both passes work on row blocks that stay in cache, and the
+    backward recomputes a block's logits instead of reading them back from memory. The same
+    values and gradients as ``cross_entropy(h @ E.T, target)`` (up to float rounding), about
+    twice as fast on a CPU, where the full logits matrix makes the loss memory-bound."""
+    rows = 256  # a (256, n_items) float block: 1.7 MB for 1,682 items
+
+    class FullSoftmaxCE(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, h: Any, E: Any, target: Any) -> Any:
+            lse = torch.empty(h.shape[0], dtype=h.dtype)
+            for s in range(0, h.shape[0], rows):
+                lse[s:s + rows] = torch.logsumexp(h[s:s + rows] @ E.T, dim=1)
+            ctx.save_for_backward(h, E, target, lse)
+            return (lse - (h * E[target]).sum(-1)).mean()
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            h, E, target, lse = ctx.saved_tensors
+            scale = grad / max(h.shape[0], 1)
+            gh, gE = torch.empty_like(h), torch.zeros_like(E)
+            for s in range(0, h.shape[0], rows):
+                hb = h[s:s + rows]
+                p = (hb @ E.T).sub_(lse[s:s + rows, None]).exp_()  # softmax of the block
+                p[torch.arange(p.shape[0]), target[s:s + rows]] -= 1.0
+                p.mul_(scale)
+                gh[s:s + rows] = p @ E
+                gE.addmm_(p.T, hb)
+            return gh, gE, None
+
+    return FullSoftmaxCE
+
+
+def _dropout(torch: Any, x: Any, p: float, training: bool) -> Any:
+    """Dropout with the keep mask made from 15-bit random integers, two per 32-bit draw: the
+    distribution of ``F.dropout`` (p to 1/32768) at a fraction of the cost of its Bernoulli
+    sampler on a CPU. Draws from torch's global generator, as ``F.dropout`` does."""
+    if not training or p <= 0.0:
+        return x
+    n = x.numel()
+    bits = torch.empty((n + 1) // 2, dtype=torch.int32).random_()  # 31 random bits each
+    keep = (bits.view(torch.int16)[:n].view(x.shape) & 0x7FFF) >= round(p * 32768)
+    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
 
 
 def _build(torch: Any, n_items: int, arch: Mapping[str, Any],
@@ -414,6 +515,9 @@ def _build(torch: Any, n_items: int, arch: Mapping[str, Any],
     Module: Any = nn.Module  # a variable, for type checkers: torch is imported lazily
     F = torch.nn.functional
     d, heads, L, p = arch["factors"], arch["n_heads"], arch["max_len"], arch["dropout"]
+
+    def drop(x: Any, training: bool) -> Any:
+        return _dropout(torch, x, p, training)
 
     class Block(Module):  # pre-norm self-attention + feed-forward
         def __init__(self) -> None:
@@ -424,16 +528,18 @@ def _build(torch: Any, n_items: int, arch: Mapping[str, Any],
             self.ln2 = nn.LayerNorm(d)
             self.ff1 = nn.Linear(d, d)
             self.ff2 = nn.Linear(d, d)
-            self.drop = nn.Dropout(p)
 
         def forward(self, x: Any, mask: Any) -> Any:
+            """x: (B, n, d); mask: float (B, 1, n, n), 0 where attention is allowed, else -inf."""
             B, n, _ = x.shape
             q, k, v = self.qkv(self.ln1(x)).view(B, n, 3, heads, d // heads).permute(
                 2, 0, 3, 1, 4)
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                               dropout_p=p if self.training else 0.0)
-            x = x + self.drop(self.out(a.transpose(1, 2).reshape(B, n, d)))
-            return x + self.drop(self.ff2(self.drop(F.gelu(self.ff1(self.ln2(x))))))
+            # attention written out (not F.scaled_dot_product_attention) for _dropout's mask
+            att = torch.softmax((q @ k.transpose(-1, -2)) * (d // heads) ** -0.5 + mask, dim=-1)
+            a = drop(att, self.training) @ v
+            x = x + drop(self.out(a.transpose(1, 2).reshape(B, n, d)), self.training)
+            h = drop(F.gelu(self.ff1(self.ln2(x))), self.training)
+            return x + drop(self.ff2(h), self.training)
 
     class Net(Module):
         def __init__(self) -> None:
@@ -446,7 +552,6 @@ def _build(torch: Any, n_items: int, arch: Mapping[str, Any],
             nn.init.normal_(self.pos.weight, std=0.02)
             self.blocks = nn.ModuleList(Block() for _ in range(arch["n_layers"]))
             self.ln = nn.LayerNorm(d)
-            self.drop = nn.Dropout(p)
             if item_features is not None:
                 self.register_buffer("feats", torch.from_numpy(np.asarray(item_features)))
                 self.proj = nn.Linear(item_features.shape[1], d, bias=False)
@@ -474,13 +579,13 @@ def _build(torch: Any, n_items: int, arch: Mapping[str, Any],
                 fx = self.proj(self.feats[(inp - 1).clamp(min=0)])
                 x = x + fx.masked_fill(pad[..., None], 0.0)
             x = x * (d ** 0.5) + self.pos.weight[None, -inp.shape[1]:, :]
-            x = self.drop(x).masked_fill(pad[..., None], 0.0)
+            x = drop(x, self.training).masked_fill(pad[..., None], 0.0)
             n = inp.shape[1]
             # attend to earlier real items, and always to oneself (so that a padded row is not
             # all -inf): a history's scores do not depend on how much padding it has
             causal = torch.ones(n, n, dtype=torch.bool).tril()
-            mask = (causal[None] & ~pad[:, None, :]) | torch.eye(n, dtype=torch.bool)[None]
-            mask = mask[:, None]  # (B, 1, L, L), broadcast over heads
+            allowed = (causal[None] & ~pad[:, None, :]) | torch.eye(n, dtype=torch.bool)[None]
+            mask = torch.zeros(allowed.shape).masked_fill_(~allowed, -torch.inf)[:, None]
             for block in self.blocks:
                 x = block(x, mask).masked_fill(pad[..., None], 0.0)
             return self.ln(x)
