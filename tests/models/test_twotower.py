@@ -1,8 +1,10 @@
 """Two-tower: the conformance suite, and planted signals in item features (cold items), user
-features (new users) and request context; vectors for an ANN index."""
+features (new users) and request context; vectors for an ANN index; the training split into
+inputs and targets, tied item vectors, the trained item bias, artifacts of the old layout."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -17,7 +19,7 @@ from personae.data.interactions import Interactions  # noqa: E402
 from personae.data.side import SideFeatures  # noqa: E402
 from personae.errors import InvalidInput  # noqa: E402
 from personae.models import Recommender  # noqa: E402
-from personae.models.twotower import TwoTower  # noqa: E402
+from personae.models.twotower import TwoTower, _split_rows  # noqa: E402
 
 from .conformance import ModelConformance  # noqa: E402
 
@@ -29,7 +31,9 @@ SMALL = {"factors": 16, "epochs": 40, "batch_size": 16, "learning_rate": 1e-2,
 
 class TestTwoTower(ModelConformance):
     invalid_params = [("factors", 0), ("input_keep", 1.0), ("dropout", -0.1),
-                      ("loss", "bpr"), ("learning_rate", 0), ("user_embedding", "yes")]
+                      ("loss", "bpr"), ("learning_rate", 0), ("user_embedding", "yes"),
+                      ("targets", "rest"), ("tie_items", "no"), ("user_mlp", 1.5),
+                      ("lr_decay", "yes")]
 
     def make_model(self, **params: Any) -> TwoTower:
         return TwoTower(**{**SMALL, **params})
@@ -143,3 +147,77 @@ def test_early_stopping_keeps_the_best_epoch() -> None:
     model = TwoTower(**{**SMALL, "validation": 0.5, "patience": 3}).fit(view, side=side)
     metrics = [row["val_ndcg@10"] for row in model.history_]
     assert model.best_epoch_ == int(np.argmax(metrics)) + 1
+
+
+def test_split_rows_inputs_and_targets() -> None:
+    """Per user: round(keep · n) inputs (at least 1); targets are the other items
+    ("held_out", at least 1) or all of them ("all"), each with its pair position."""
+    X = sp.csr_matrix(np.array([[1, 1, 1, 1, 0, 0], [0, 1, 0, 0, 0, 1], [1, 1, 1, 1, 1, 1]],
+                               dtype=np.float32))
+    users = np.array([0, 1, 2])
+    for all_targets in (False, True):
+        (in_items, in_rows, w), (t_rows, t_items, t_pos), in_pos = _split_rows(
+            X, users, 0.5, np.random.default_rng(0), all_targets)
+        assert np.bincount(in_rows, minlength=3).tolist() == [2, 1, 3]
+        np.testing.assert_array_equal(w, 1.0)
+        np.testing.assert_array_equal(X.indices[t_pos], t_items)
+        for r in range(3):
+            seen = set(X[r].indices)
+            inputs, targets = set(in_items[in_rows == r]), set(t_items[t_rows == r])
+            assert inputs <= seen
+            assert targets == (seen if all_targets else seen - inputs)
+
+
+def test_tied_user_vector_is_the_pooled_item_vectors() -> None:
+    """With tied item vectors and no user MLP, user features or context, a history's user
+    vector is the sum of its items' (scored) vectors over sqrt(len(history))."""
+    view, _ = genre_world()
+    model = TwoTower(**SMALL).fit(view)
+    assert model.net_.id_in is None
+    V = model.item_vectors()[:, :-1]
+    H = sp.csr_matrix(([1.0, 1.0, 1.0], ([0, 0, 0], [1, 3, 4])), shape=(1, view.n_items))
+    np.testing.assert_allclose(model.user_vectors(H)[0, :-1], V[[1, 3, 4]].sum(0) / np.sqrt(3),
+                               rtol=1e-4, atol=1e-5)
+    untied = TwoTower(**{**SMALL, "tie_items": False}).fit(view)
+    assert untied.net_.id_in is not None
+
+
+def test_the_item_bias_is_trained() -> None:
+    """Regression: the item bias was added at scoring but not to the training logits, so it
+    stayed 0. Planted: item 0 is in every history, item 1 in none; the rest at random."""
+    rng = np.random.default_rng(1)
+    users, items = [], []
+    for u in range(50):
+        for i in [0, *rng.choice(np.arange(2, 30), size=5, replace=False)]:
+            users.append(u)
+            items.append(int(i))
+    view = Interactions.from_arrays(users, items, n_users=50, n_items=30)
+    model = TwoTower(**SMALL).fit(view)
+    bias = model.item_vectors()[:, -1]
+    assert bias[0] > bias[2:].max() + 0.25, bias
+    assert bias[1] == 0.0  # never seen: a cold item, whose id part (bias too) is unused
+
+
+@pytest.mark.parametrize("targets", ["all", "held_out"])
+def test_targets_and_old_layout_both_learn_the_genres(targets: str) -> None:
+    view, _ = genre_world(cold=0)
+    model = TwoTower(**{**SMALL, "targets": targets, "tie_items": targets == "all",
+                        "user_mlp": targets == "held_out"}).fit(view)
+    for parity in (0, 1):
+        recs = model.recommend(history=[parity, parity + 2, parity + 4], k=5)
+        assert (recs.items % 2 == parity).all(), f"{targets}: {recs.items}"
+
+
+def test_an_artifact_of_the_old_layout_loads_as_trained(tmp_path: Any) -> None:
+    """Artifacts saved before `tie_items` and `user_mlp` existed have separate input vectors
+    and the user MLP; their params lack both keys, whose defaults now say otherwise."""
+    view, side = genre_world()
+    old = TwoTower(**{**SMALL, "tie_items": False, "user_mlp": True}).fit(view, side=side)
+    folder = old.save(tmp_path / "old")
+    meta = json.loads((folder / "model.json").read_text())
+    for key in ("tie_items", "user_mlp", "targets", "lr_decay"):
+        del meta["params"][key]
+    (folder / "model.json").write_text(json.dumps(meta))
+    loaded = Recommender.load(folder)
+    users = np.arange(view.n_users)
+    np.testing.assert_array_equal(loaded.score_users(users), old.score_users(users))
