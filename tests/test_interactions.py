@@ -120,3 +120,12 @@ def test_same_view_on_both_backends_for_random_log(store: Store) -> None:
     rows = [x.user_index(f"u{u}") for u in range(50)]
     cols = [x.item_index(f"i{i}") for i in range(80)]
     np.testing.assert_allclose(x.matrix.toarray()[np.ix_(rows, cols)], expected, rtol=1e-6)
+
+
+def test_ratings_of_a_view_without_values_is_empty() -> None:
+    """Regression: "last" aggregation of no events raised IndexError."""
+    view = Interactions.from_arrays([0, 1, 1], [2, 0, 1], n_users=3, n_items=4)
+    R = view.ratings()
+    assert R.shape == (3, 4) and R.nnz == 0
+    rated = Interactions.from_arrays([0, 0], [1, 1], values=[2.0, 5.0], n_users=1, n_items=2)
+    assert rated.ratings()[0, 1] == 5.0  # the last value of the pair

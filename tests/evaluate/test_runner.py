@@ -81,6 +81,23 @@ def test_evaluate_matches_the_hand_computed_ranking() -> None:
     assert result.peak_memory_bytes and result.peak_memory_bytes > 0
 
 
+class PopWithoutRatings(Pop):
+    """Has ``predict_ratings`` whose rating part is switched off (as a two-tower model fit
+    without its rating head): calling it fails."""
+
+    name = "test-pop-no-ratings"
+    predicts_ratings = False
+
+    def predict_ratings(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        raise AssertionError("predict_ratings called although predicts_ratings is False")
+
+
+def test_a_model_that_says_it_predicts_no_ratings_gets_no_rmse() -> None:
+    result = evaluate(PopWithoutRatings(), hand_split(), ks=(1, 5))
+    assert "rmse" not in result.metrics and "mae" not in result.metrics
+    assert result.metrics["hitrate@1"] == pytest.approx(0.5)
+
+
 def test_training_items_are_never_recommended() -> None:
     rng = np.random.default_rng(3)
     view = Interactions.from_arrays(rng.integers(0, 30, 400), rng.integers(0, 25, 400))

@@ -1,6 +1,7 @@
 """Two-tower: the conformance suite, and planted signals in item features (cold items), user
 features (new users) and request context; vectors for an ANN index; the training split into
-inputs and targets, tied item vectors, the trained item bias, artifacts of the old layout."""
+inputs and targets, tied item vectors, the trained item bias, artifacts of the old layout; the
+rating head on planted ratings."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from personae.data.interactions import Interactions  # noqa: E402
 from personae.data.side import SideFeatures  # noqa: E402
 from personae.errors import InvalidInput  # noqa: E402
 from personae.models import Recommender  # noqa: E402
-from personae.models.twotower import TwoTower, _split_rows  # noqa: E402
+from personae.models.twotower import TwoTower, _split_rows, ridge_biases  # noqa: E402
 
 from .conformance import ModelConformance  # noqa: E402
 
@@ -33,7 +34,7 @@ class TestTwoTower(ModelConformance):
     invalid_params = [("factors", 0), ("input_keep", 1.0), ("dropout", -0.1),
                       ("loss", "bpr"), ("learning_rate", 0), ("user_embedding", "yes"),
                       ("targets", "rest"), ("tie_items", "no"), ("user_mlp", 1.5),
-                      ("lr_decay", "yes")]
+                      ("lr_decay", "yes"), ("rating_head", "yes"), ("rating_weight", 0.0)]
 
     def make_model(self, **params: Any) -> TwoTower:
         return TwoTower(**{**SMALL, **params})
@@ -221,3 +222,184 @@ def test_an_artifact_of_the_old_layout_loads_as_trained(tmp_path: Any) -> None:
     loaded = Recommender.load(folder)
     users = np.arange(view.n_users)
     np.testing.assert_array_equal(loaded.score_users(users), old.score_users(users))
+
+
+# ---------------------------------------------------------------------- the rating head
+
+
+def planted_ratings(n_users: int = 200, n_items: int = 60, per_user: int = 30, seed: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ratings = 3.5 + user bias + item bias + a rank-2 taste (user · item, std ≈ 0.8) + noise
+    (std 0.2), clipped to [1, 5], for ``per_user`` random items per user. Returns users,
+    items, ratings and a mask of 5 held-out pairs per user."""
+    rng = np.random.default_rng(seed)
+    bu, bi = rng.normal(0, 0.4, n_users), rng.normal(0, 0.4, n_items)
+    P, Q = rng.normal(0, 0.75, (n_users, 2)), rng.normal(0, 0.75, (n_items, 2))
+    users = np.repeat(np.arange(n_users), per_user)
+    items = np.concatenate([rng.choice(n_items, per_user, replace=False)
+                            for _ in range(n_users)])
+    ratings = np.clip(3.5 + bu[users] + bi[items] + (P[users] * Q[items]).sum(1)
+                      + rng.normal(0, 0.2, users.size), 1.0, 5.0)
+    held = np.tile(np.arange(per_user) < 5, n_users)
+    return users, items, ratings, held
+
+
+RATED = {**SMALL, "rating_head": True, "epochs": 20}
+
+
+def rated_matrix(users: np.ndarray, items: np.ndarray, ratings: np.ndarray,
+                 shape: tuple[int, int] = (200, 60)) -> sp.csr_matrix:
+    return sp.csr_matrix((ratings, (users, items)), shape=shape)
+
+
+def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((predicted - actual) ** 2)))
+
+
+def test_the_rating_head_learns_the_taste_beyond_the_biases() -> None:
+    """On held-out pairs the head beats the global mean and its own starting point (mean +
+    ridge biases): the planted rank-2 taste is only learnable from the interaction."""
+    users, items, ratings, held = planted_ratings()
+    model = TwoTower(**RATED).fit(rated_matrix(users[~held], items[~held], ratings[~held]))
+    u, i, actual = users[held], items[held], ratings[held]
+    bu, bi = model.rating_bias_
+    mean = rmse(np.full(actual.size, ratings[~held].mean()), actual)
+    biases = rmse(model.rating_mean_ + bu[u] + bi[i], actual)
+    head = rmse(model.predict_ratings(u, i), actual)
+    assert biases < 0.95 * mean, (mean, biases)
+    assert head < 0.6 * biases, (biases, head)
+
+
+def test_ratings_come_from_the_event_values() -> None:
+    """Fit from Interactions, the ratings are the events' values (the last per pair), not the
+    matrix weights: the model equals one fit on the matrix of those values."""
+    users, items, ratings, held = planted_ratings()
+    u, i, r = users[~held], items[~held], ratings[~held]
+    # a first, overwritten value of every tenth pair: the last one counts
+    first = np.arange(0, u.size, 10)
+    view = Interactions.from_arrays(np.r_[u[first], u], np.r_[i[first], i],
+                                    values=np.r_[np.full(first.size, 1.0), r], n_users=200,
+                                    n_items=60, binary=True)
+    from_view = TwoTower(**{**RATED, "epochs": 5}).fit(view)
+    from_matrix = TwoTower(**{**RATED, "epochs": 5}).fit(rated_matrix(u, i, r))
+    np.testing.assert_allclose(from_view.predict_ratings(users[held], items[held]),
+                               from_matrix.predict_ratings(users[held], items[held]),
+                               rtol=1e-5, atol=1e-5)
+    assert from_view.rating_range_ == (pytest.approx(r.min()), pytest.approx(r.max()))
+
+
+def test_predict_ratings_survives_save_and_load(tmp_path: Any) -> None:
+    users, items, ratings, held = planted_ratings()
+    model = TwoTower(**{**RATED, "epochs": 5}).fit(
+        rated_matrix(users[~held], items[~held], ratings[~held]))
+    loaded = Recommender.load(model.save(tmp_path / "rated"))
+    assert isinstance(loaded, TwoTower)
+    np.testing.assert_array_equal(loaded.predict_ratings(users, items),
+                                  model.predict_ratings(users, items))
+    assert loaded.rating_range_ == model.rating_range_
+    np.testing.assert_array_equal(loaded.score_users([0, 1]), model.score_users([0, 1]))
+
+
+def test_predicted_ratings_stay_in_the_training_range() -> None:
+    users, items, ratings, held = planted_ratings()
+    keep = ~held
+    model = TwoTower(**{**RATED, "epochs": 5}).fit(rated_matrix(users[keep], items[keep],
+                                                                ratings[keep]))
+    every = np.indices((200, 60)).reshape(2, -1)
+    got = model.predict_ratings(every[0], every[1])
+    assert got.shape == (200 * 60,) and got.dtype == np.float64
+    assert got.min() >= ratings[keep].min() and got.max() <= ratings[keep].max()
+    assert model.predict_ratings([], []).shape == (0,)
+
+
+def test_rating_errors_name_the_problem() -> None:
+    users, items, ratings, held = planted_ratings()
+    X = rated_matrix(users, items, ratings)
+    unrated = TwoTower(**SMALL).fit(X)
+    assert not unrated.predicts_ratings  # what personae.evaluate checks before asking
+    with pytest.raises(InvalidInput, match="rating_head=True"):
+        unrated.predict_ratings([0], [0])
+    model = TwoTower(**{**RATED, "epochs": 1}).fit(X)
+    assert model.predicts_ratings
+    for u, i in (([200], [0]), ([0], [-1]), ([0], [60])):
+        with pytest.raises(InvalidInput, match=r"users must be in \[0, 200\) and items in "
+                           r"\[0, 60\)"):
+            model.predict_ratings(u, i)
+    with pytest.raises(InvalidInput, match="same length"):
+        model.predict_ratings([0, 1], [0])
+    no_values = Interactions.from_arrays(users, items, n_users=200, n_items=60)
+    with pytest.raises(InvalidInput, match="needs ratings"):
+        TwoTower(**RATED).fit(no_values)
+    binary = X.copy()
+    binary.data[:] = 1.0
+    with pytest.raises(InvalidInput, match="ratings that vary"):
+        TwoTower(**RATED).fit(binary)
+
+
+def test_a_rating_model_still_ranks() -> None:
+    """Genre world with ratings (users rate their genre 4–5): the ranking is still learned."""
+    view, _ = genre_world(cold=0)
+    rng = np.random.default_rng(0)
+    X = sp.csr_matrix(view.matrix, dtype=np.float32)
+    X.data = rng.choice([4.0, 5.0], size=X.nnz).astype(np.float32)
+    model = TwoTower(**{**SMALL, "rating_head": True}).fit(X)
+    for parity in (0, 1):
+        recs = model.recommend(history=[parity, parity + 2, parity + 4], k=5)
+        assert (recs.items % 2 == parity).all(), recs.items
+    assert np.isin(model.predict_ratings([0, 1], [0, 1]), [4.0, 5.0], invert=True).all()
+
+
+def test_forgotten_users_are_rated_as_unknown() -> None:
+    """After forget_users a user's rating is the mean plus the item bias (no user bias, no
+    history); the others' ratings do not move."""
+    users, items, ratings, held = planted_ratings()
+    model = TwoTower(**{**RATED, "epochs": 5, "user_embedding": True}).fit(
+        rated_matrix(users[~held], items[~held], ratings[~held]))
+    others = np.arange(3, 200)
+    before = model.predict_ratings(np.repeat(others, 60), np.tile(np.arange(60), others.size))
+    model.forget_users([0, 2])
+    assert model.rating_resid_.shape == (model.user_items_.nnz,)
+    after = model.predict_ratings(np.repeat(others, 60), np.tile(np.arange(60), others.size))
+    np.testing.assert_array_equal(after, before)
+    net = model.net_
+    with torch.no_grad():
+        expected = (net.r_mu + net.r_item.weight[:, 0]).numpy().astype(np.float64)
+        assert float(net.user_id.weight[[0, 2]].abs().sum()) == 0.0
+    expected = np.clip(expected, *model.rating_range_)
+    for u in (0, 2):
+        np.testing.assert_allclose(model.predict_ratings(np.full(60, u), np.arange(60)),
+                                   expected, rtol=1e-6, atol=1e-6)
+
+
+def test_evaluate_reports_the_rating_heads_rmse() -> None:
+    """personae.evaluate: a rating-head model fit on the training pairs' ratings (the split's
+    train is 0/1) and passed with ``fit=False`` gets RMSE and MAE on the rated test pairs."""
+    from personae.evaluate import evaluate, random_holdout
+
+    users, items, ratings, _ = planted_ratings()
+    split = random_holdout(Interactions.from_arrays(users, items, values=ratings))
+    assert split.ratings is not None
+    model = TwoTower(**RATED).fit(sp.csr_matrix(split.ratings.multiply(split.train)))
+    result = evaluate(model, split, ks=(5,), fit=False, memory="none")
+    test = split.test.tocoo()
+    actual = np.asarray(split.ratings[test.row, test.col]).ravel()
+    assert result.metrics["rmse"] == pytest.approx(
+        rmse(model.predict_ratings(test.row, test.col), actual), rel=1e-6)
+    assert result.metrics["rmse"] < 0.6 * rmse(np.full(actual.size, model.rating_mean_), actual)
+
+
+def test_ridge_biases_converge_to_the_ridge_solution() -> None:
+    """Alternating least squares reaches the minimiser of sum (r - b_u - b_i)^2 + 10 |b_u|^2
+    + 25 |b_i|^2, solved here directly from its normal equations."""
+    rng = np.random.default_rng(4)
+    u, i = rng.integers(0, 6, 40), rng.integers(0, 5, 40)
+    resid = rng.normal(0, 1, 40)
+    A = np.zeros((40, 11))
+    A[np.arange(40), u] = 1.0
+    A[np.arange(40), 6 + i] = 1.0
+    penalty = np.diag([10.0] * 6 + [25.0] * 5)
+    exact = np.linalg.solve(A.T @ A + penalty, A.T @ resid)
+    bu, bi = ridge_biases(u, i, resid, (7, 5), iterations=200)
+    np.testing.assert_allclose(bu[:6], exact[:6], atol=1e-8)
+    np.testing.assert_allclose(bi, exact[6:], atol=1e-8)
+    assert bu[6] == 0.0  # a user without ratings

@@ -315,7 +315,7 @@ def _aggregate(
 ) -> sp.csr_matrix:
     if how == "count":
         w = np.ones_like(w)
-    if how in ("sum", "count"):
+    if how in ("sum", "count") or u.size == 0:
         m = sp.csr_matrix((w, (u, i)), shape=shape, dtype=np.float32)
         m.sum_duplicates()
     else:

@@ -110,8 +110,8 @@ def evaluate(
 
     Ranking: for each test user the model ranks every item except the user's training items
     (:attr:`Split.exclude`) and, when the split has ``candidates``, the items outside them.
-    A model exposing ``predict_ratings(users, items) -> ndarray`` also gets RMSE and MAE on the
-    test pairs that have a rating.
+    A model exposing ``predict_ratings(users, items) -> ndarray`` (and not ``predicts_ratings``
+    False) also gets RMSE and MAE on the test pairs that have a rating.
     """
     s = _pick(split, on)
     ks = sorted({int(k) for k in ks})
@@ -307,7 +307,8 @@ def _same_items(rows: np.ndarray, items: np.ndarray, shape: tuple[int, int]) -> 
 
 def _rating_errors(model: Recommender, s: Split, users: np.ndarray) -> dict[str, float]:
     predict = getattr(model, "predict_ratings", None)
-    if predict is None or s.ratings is None:
+    # a model whose rating part is optional says whether this one has it
+    if predict is None or not getattr(model, "predicts_ratings", True) or s.ratings is None:
         return {}
     rated = s.test.multiply(s.ratings > 0).tocoo()
     if rated.nnz == 0:
