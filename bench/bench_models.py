@@ -116,6 +116,10 @@ PERSONAE: list[Entry] = [
               random_state=SEED),
     _personae("bpr", "bpr", {"factors": [64, 128], "learning_rate": [0.01, 0.05],
                              "regularization": [0.001, 0.01]}, random_state=SEED),
+    # the two-tower model at its defaults (chosen on ml-100k P1 validation, see
+    # bench/bench_neural.py), one torch thread; only the weight decay is tuned here
+    _personae("twotower", "twotower", {"l2": [1e-4, 3e-4, 1e-3]}, random_state=SEED,
+              num_threads=1),
 ]
 
 #: The blend row: these members, each with the parameters tuned in its own row, fused by
