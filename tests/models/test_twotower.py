@@ -1,7 +1,7 @@
 """Two-tower: the conformance suite, and planted signals in item features (cold items), user
-features (new users) and request context; vectors for an ANN index; the training split into
-inputs and targets, tied item vectors, the trained item bias, artifacts of the old layout; the
-rating head on planted ratings."""
+features (new users, from their attributes in ``context["user"]``) and request context;
+vectors for an ANN index; the training split into inputs and targets, tied item vectors, the
+trained item bias, artifacts of the old layout; the rating head on planted ratings."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ class TestTwoTower(ModelConformance):
     invalid_params = [("factors", 0), ("input_keep", 1.0), ("dropout", -0.1),
                       ("loss", "bpr"), ("learning_rate", 0), ("user_embedding", "yes"),
                       ("targets", "rest"), ("tie_items", "no"), ("user_mlp", 1.5),
-                      ("lr_decay", "yes"), ("rating_head", "yes"), ("rating_weight", 0.0)]
+                      ("lr_decay", "yes"), ("rating_head", "yes"), ("rating_weight", 0.0),
+                      ("history_dropout", 1.0)]
 
     def make_model(self, **params: Any) -> TwoTower:
         return TwoTower(**{**SMALL, **params})
@@ -58,7 +59,7 @@ def genre_world(n_users: int = 60, n_items: int = 40, cold: int = 8, seed: int =
                                     n_users=n_users, n_items=n_items)
     genre = {str(i): {"categories": [f"g{i % 2}"], "attributes": {"year": 1990 + i}}
              for i in range(n_items)}
-    people = {str(u): {"attributes": {"taste": f"t{u % 2}"}} for u in range(n_users)}
+    people = genre_people(n_users)
     text = np.zeros((n_items, 4), np.float32)
     text[np.arange(n_items), np.arange(n_items) % 2] = 1.0
     text += rng.normal(scale=0.1, size=text.shape).astype(np.float32)
@@ -68,6 +69,13 @@ def genre_world(n_users: int = 60, n_items: int = 40, cold: int = 8, seed: int =
     contexts = [{"device": "tv" if u % 2 == 0 else "phone"} for u in users]
     side = side.with_event_context(view, contexts, context_keys=["device"])
     return view, side
+
+
+def genre_people(n_users: int = 60) -> dict[str, dict[str, Any]]:
+    """genre_world's user records: ``taste`` is the user's genre (``"t0"``/``"t1"``); ``age``
+    (18 to 62) says nothing about it (genre_world leaves it out)."""
+    return {str(u): {"attributes": {"taste": f"t{u % 2}", "age": 18 + (u * 7) % 45}}
+            for u in range(n_users)}
 
 
 def test_cold_items_are_scored_from_their_features() -> None:
@@ -87,6 +95,71 @@ def test_a_new_user_is_scored_from_history_alone() -> None:
     for parity in (0, 1):
         recs = model.recommend(history=[parity, parity + 2], k=5)
         assert (recs.items % 2 == parity).all()
+
+
+def test_a_new_user_is_scored_from_their_demographics(tmp_path: Any) -> None:
+    """A user who was not trained on, with no history or a genre-neutral one (one item of
+    each genre), is ranked towards the genre of their ``taste`` attribute given as
+    ``context["user"]``; the other taste flips it. Saved and loaded, the same."""
+    view, side = genre_world()
+    model = TwoTower(**SMALL).fit(view, side=side)
+    assert model.user_fields_ == ["taste"] and model.user_vocab_ == [["t0", "t1"]]
+    loaded = Recommender.load(model.save(tmp_path / "m"))
+    for history in ([], [0, 1]):
+        for taste, parity in (("t0", 0), ("t1", 1)):
+            ctx = {"user": {"taste": taste}}  # no device: in genre_world it names the genre
+            recs = model.recommend(history=history, k=5, context=ctx)
+            assert (recs.items % 2 == parity).all(), f"{history} {taste}: {recs.items}"
+            np.testing.assert_array_equal(loaded.score_history(history, None, ctx),
+                                          model.score_history(history, None, ctx))
+    # the user vector (for an ANN index) carries the demographics too
+    H = sp.csr_matrix((1, view.n_items), dtype=np.float32)
+    ctx = {"user": {"taste": "t1"}}
+    np.testing.assert_allclose(model.user_vectors(H, context=ctx) @ model.item_vectors().T,
+                               model.score_histories(H, ctx), rtol=1e-4, atol=1e-4)
+
+
+def test_unknown_user_attributes_are_ignored() -> None:
+    """Values not seen in training and attributes that are no user field are unknown codes:
+    the same scores as no attributes. Training users scored by their row keep their own codes
+    (the key is ignored for them). Attributes that are not a mapping are refused."""
+    view, side = genre_world()
+    model = TwoTower(**SMALL).fit(view, side=side)
+    plain = model.score_history([0, 1], context={"device": "tv"})
+    for attributes in ({"taste": "t9"}, {"shoe_size": 42}, {"taste": None}, {}):
+        np.testing.assert_array_equal(
+            model.score_history([0, 1], context={"device": "tv", "user": attributes}), plain)
+    assert not np.array_equal(model.score_history([0, 1], context={"user": {"taste": "t0"}}),
+                              model.score_history([0, 1]))
+    users = np.arange(6)
+    np.testing.assert_array_equal(model.score_users(users, {"user": {"taste": "t1"}}),
+                                  model.score_users(users))
+    with pytest.raises(InvalidInput, match=r"context\['user'\] must be a mapping"):
+        model.score_history([0, 1], context={"user": "t0"})
+
+
+def test_encode_user_gives_the_training_users_codes_back() -> None:
+    """SideFeatures.encode_user maps a user's raw attributes to the codes a training user with
+    the same attributes got, a binned number (age) included; unseen values and bins are -1."""
+    view, _ = genre_world()
+    people = genre_people(view.n_users)
+    side = SideFeatures.from_records(user_ids=view.user_ids, item_ids=view.item_ids,
+                                     users=people, user_attributes=["age", "taste"],
+                                     user_bins={"age": [25, 35, 50, 100]})
+    assert dict(side.user_bins) == {"age": (25.0, 35.0, 50.0, 100.0)}
+    assert side.user_vocab[0] == ("25-34", "35-49", "50-99", "<25")
+    for u in view.user_ids:
+        np.testing.assert_array_equal(side.encode_user(people[str(u)]["attributes"]),
+                                      side.user_codes[int(u)])
+    # 120 falls in the bin "100+", which no training user had; "t9" was never seen
+    np.testing.assert_array_equal(side.encode_user({"age": 120, "taste": "t9"}), [-1, -1])
+    np.testing.assert_array_equal(side.encode_user({"age": "old"}), [-1, -1])
+    np.testing.assert_array_equal(side.encode_user(None), [-1, -1])
+    # the bins follow the features when they are re-indexed (a split's index space)
+    assert side.align(view.user_ids[:3], view.item_ids, own_user_ids=view.user_ids,
+                      own_item_ids=view.item_ids).encode_user({"age": 30}).tolist() == [0, -1]
+    with pytest.raises(InvalidInput, match="user_bins names 'height'"):
+        SideFeatures(side.n_users, side.n_items, side.item_categories, user_bins={"height": ()})
 
 
 def test_context_enters_the_user_side() -> None:
@@ -222,6 +295,26 @@ def test_an_artifact_of_the_old_layout_loads_as_trained(tmp_path: Any) -> None:
     loaded = Recommender.load(folder)
     users = np.arange(view.n_users)
     np.testing.assert_array_equal(loaded.score_users(users), old.score_users(users))
+
+
+def test_an_artifact_without_user_fields_scores_new_users_as_before(tmp_path: Any) -> None:
+    """Artifacts saved before the user fields, vocabularies and bins were kept load; they
+    cannot encode a new user's attributes, so ``context["user"]`` changes nothing there."""
+    view, side = genre_world()
+    model = TwoTower(**SMALL).fit(view, side=side)
+    folder = model.save(tmp_path / "old")
+    meta = json.loads((folder / "model.json").read_text())
+    for key in ("user_fields", "user_vocab", "user_bins"):
+        del meta["learned"][key]
+    del meta["params"]["history_dropout"]
+    (folder / "model.json").write_text(json.dumps(meta))
+    loaded = Recommender.load(folder)
+    assert loaded.user_fields_ == [] and loaded.user_vocab_sizes_ == [2]
+    ctx = {"device": "tv", "user": {"taste": "t0"}}
+    np.testing.assert_array_equal(loaded.score_history([0, 1], context=ctx),
+                                  model.score_history([0, 1], context={"device": "tv"}))
+    users = np.arange(view.n_users)
+    np.testing.assert_array_equal(loaded.score_users(users), model.score_users(users))
 
 
 # ---------------------------------------------------------------------- the rating head

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from personae import InvalidInput, NotFound, Store
@@ -130,6 +131,12 @@ def test_side_features_discovered_from_the_store(planted: Store) -> None:
     assert side.item_fields == ("brand",) and side.numeric_fields == ("price",)
     assert side.user_fields == ("age", "gender", "nickname")
     assert len(side.user_vocab[0]) == 5  # age binned at its quintiles
+    # the bins are kept: a user's raw attributes encode to the codes they were given
+    assert list(side.user_bins) == ["age"] and len(side.user_bins["age"]) == 4
+    attributes = {u.user_id: u.attributes for u in planted.iter_users()}
+    codes = np.array([side.encode_user(attributes.get(str(u))) for u in view.user_ids])
+    np.testing.assert_array_equal(codes, side.user_codes)
+    assert (codes[:, 0] >= 0).sum() == 40  # the 40 users with an age
     assert "device" in side.context_fields and "daypart" in side.context_fields
     assert side.event_codes is not None and side.event_codes.shape[0] == view.n_events
     capped = SideFeatures.discover(planted, view, max_codes=10)

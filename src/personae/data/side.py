@@ -5,7 +5,9 @@ view (or a split's index space): what the two-tower model reads besides the inte
   numeric attributes (standardised), and an optional text-embedding matrix passed in
   (``personae.text`` builds those);
 - **user features**: categorical codes from user attributes (demographics; numeric attributes
-  such as age are binned with :func:`personae.data.features.bin_label`);
+  such as age are binned with :func:`personae.data.features.bin_label`); the fields,
+  vocabularies and bin edges are kept, so that a user who was not in the view (signed up after
+  training) is encoded the same way from their attributes (:meth:`SideFeatures.encode_user`);
 - **event context features**: per event, time buckets (:func:`personae.data.features.time_buckets`)
   and context keys (device, …), one code per field.
 
@@ -52,7 +54,10 @@ class SideFeatures:
     item_text : float32 (n_items, d) or None
         A text embedding per item (rows of items without text: zeros).
     user_codes : int64 (n_users, n_user_fields)
-        One code per categorical user attribute (-1 unknown).
+        One code per user attribute (-1 unknown); ``user_vocab[f]`` names the codes.
+    user_bins : mapping field → ascending bin edges
+        The numeric user fields and the edges their values were binned at
+        (:func:`personae.data.features.bin_label`); the codes name the bins' labels.
     event_codes : int64 (n_events, n_context_fields) or None
         Per event of the view (arrival order), time buckets then context keys.
     """
@@ -70,6 +75,7 @@ class SideFeatures:
     user_codes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
     user_fields: tuple[str, ...] = ()
     user_vocab: tuple[tuple[str, ...], ...] = ()
+    user_bins: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     event_codes: np.ndarray | None = None
     context_fields: tuple[str, ...] = ()
     context_vocab: tuple[tuple[str, ...], ...] = ()
@@ -89,6 +95,10 @@ class SideFeatures:
         if self.user_codes.size and self.user_codes.shape[0] != self.n_users:
             raise InvalidInput(f"user_codes must have {self.n_users} rows, got "
                                f"{self.user_codes.shape[0]}")
+        stray = sorted(set(self.user_bins) - set(self.user_fields))
+        if stray:
+            raise InvalidInput(f"user_bins names {stray[0]!r}, which is not a user field "
+                               f"(user_fields: {list(self.user_fields)})")
 
     # ------------------------------------------------------------------ construction
 
@@ -125,7 +135,8 @@ class SideFeatures:
         numeric_attributes : names of numeric item attributes (standardised; 0 when missing).
         user_attributes : names of user attributes (e.g. ``"gender"``, ``"age"``).
         user_bins : attribute → ascending bin edges, for numeric user attributes
-            (``{"age": [18, 25, 35, 45, 50, 56]}``).
+            (``{"age": [18, 25, 35, 45, 50, 56]}``); kept (``user_bins``) for
+            :meth:`encode_user`. Edges of attributes not in ``user_attributes`` are ignored.
         item_text : float (n_items, d), optional
             Text embeddings, rows aligned with ``item_ids``.
         """
@@ -148,7 +159,8 @@ class SideFeatures:
         for j, attr in enumerate(numeric_attributes):
             numeric[:, j] = _standardise([_attr(items.get(i), attr) for i in iids])
         ucodes, uvocab = [], []
-        bins = dict(user_bins or {})
+        bins = {attr: tuple(float(e) for e in edges) for attr, edges in (user_bins or {}).items()
+                if attr in user_attributes}
         for attr in user_attributes:
             vals = [_attr(users.get(u), attr) for u in uids]
             if attr in bins:
@@ -163,7 +175,7 @@ class SideFeatures:
             item_vocab=tuple(vocab), item_numeric=numeric,
             numeric_fields=tuple(numeric_attributes), item_text=text,
             user_codes=_stack(ucodes, len(uids)), user_fields=tuple(user_attributes),
-            user_vocab=tuple(uvocab),
+            user_vocab=tuple(uvocab), user_bins=bins,
         )
 
     @classmethod
@@ -210,7 +222,8 @@ class SideFeatures:
         - item attributes: scalar text/bool values on at least ``min_share`` of the items with
           2 to ``max_codes`` distinct values become codes; numbers become numeric features;
           lists and longer vocabularies (titles, free text) are left out;
-        - user attributes: the same rule; numbers are binned at their quintiles;
+        - user attributes: the same rule; numbers are binned at their quintiles over the
+          view's users (the edges are kept in ``user_bins``, for :meth:`encode_user`);
         - context keys: scalar keys on at least 1 % of the events with 2 to
           ``max_context_codes`` distinct values, besides the time buckets ``time_fields``.
         """
@@ -317,6 +330,45 @@ class SideFeatures:
             elif ctx.get(name) is not None:
                 out[f] = vocab.index(str(ctx[name])) if str(ctx[name]) in vocab else -1
         return out
+
+    def encode_user(self, attributes: Mapping[str, Any] | None) -> np.ndarray:
+        """A user's attributes as codes, as a user of the view with the same attributes got
+        them (:func:`encode_user_attributes`): int64 (n_user_fields,), -1 where the attribute
+        is missing or its value (or bin) was not seen in the view.
+
+        For users who are not in the view: signed up after training, or scored by history.
+        """
+        return encode_user_attributes(attributes, self.user_fields, self.user_vocab,
+                                      self.user_bins)
+
+
+def encode_user_attributes(attributes: Mapping[str, Any] | None, fields: Sequence[str],
+                           vocab: Sequence[Sequence[str]],
+                           bins: Mapping[str, Sequence[float]] | None = None) -> np.ndarray:
+    """Codes of one user's ``attributes`` over user ``fields``: int64 (len(fields),).
+
+    A field in ``bins`` (a numeric attribute) is first binned at its edges
+    (:func:`personae.data.features.bin_label`); the value, as a string, is then looked up in
+    the field's ``vocab``. Missing values, values that are not numbers for a binned field and
+    values not in the vocabulary give -1 (unknown): the codes :meth:`SideFeatures.from_records`
+    gives the users of a view.
+    """
+    if attributes is not None and not isinstance(attributes, Mapping):
+        raise InvalidInput(f"user attributes must be a mapping of attribute names to values, "
+                           f"got {type(attributes).__name__}")
+    if len(vocab) != len(fields):
+        raise InvalidInput(f"vocab must hold one vocabulary per user field ({len(fields)}), "
+                           f"got {len(vocab)}")
+    attrs = attributes or {}
+    edges = bins or {}
+    out = np.full(len(fields), -1, dtype=np.int64)
+    for f, (name, names) in enumerate(zip(fields, vocab, strict=True)):
+        value = attrs.get(name)
+        if name in edges:
+            value = bin_label(value, edges[name])
+        if value is not None and str(value) in names:
+            out[f] = list(names).index(str(value))
+    return out
 
 
 # ---------------------------------------------------------------------- splits

@@ -20,8 +20,10 @@ tower (the residual MLP, ``user_mlp``, overfits ids-only data), weight decay and
 
 Cold start: an item without training interactions has no usable id embedding, so its vectors
 come from its features alone (the id part is dropped at random in training, ``id_dropout``, so
-the feature part learns to stand alone); a new user is scored from history, features and
-context (:meth:`TwoTower.score_history`).
+the feature part learns to stand alone); a new user is scored from history, demographics (their
+attributes, given as ``context["user"]``) and context (:meth:`TwoTower.score_history`); the
+whole history of a user is dropped at random in training (``history_dropout``), so that the
+demographics learn to score a user with a short or no history.
 
 Ratings (``rating_head=True``, :meth:`TwoTower.predict_ratings`): a regression head on the same
 towers, trained beside the ranking loss. On ml-100k's five folds u1–u5 (``bench/bench_ratings.py``,
@@ -84,6 +86,15 @@ class TwoTower(Recommender):
     id_dropout : float, default 0.1
         Probability that an item's id vectors are dropped in a training step (so the feature
         part learns to score items on its own; only matters with item features).
+    history_dropout : float, default 0.3
+        Probability that a user's whole history is left out of the user tower in a training
+        step, so that the demographic part learns to score users on its own (a new user with
+        no or few events); only matters with user features. On ml-100k with age, gender and
+        occupation (94 users left out of training, validation only, 2 seeds), 0 → 0.3 took
+        those users' NDCG@10 from 0.522 to 0.551 with demographics alone and from 0.620 to
+        0.652 with 2 items, the trained users' staying at 0.410; 0.5 cost the trained users
+        2 %. Where the history names the taste outright (the tests' planted genres), without
+        it the demographic vectors learn to correct the pooled history instead.
     dropout : float, default 0.0
         Dropout on the pooled user representation.
     epochs : int, default 40
@@ -128,7 +139,23 @@ class TwoTower(Recommender):
         One line per epoch on stderr.
 
     Side features are given to :meth:`fit` (``side=``, a :class:`personae.data.side.SideFeatures`
-    in the same index space); they are saved with the model.
+    in the same index space); they are saved with the model, with what is needed to encode the
+    attributes of users who were not trained on (``user_fields_``, ``user_vocab_``,
+    ``user_bins_``).
+
+    The request context (``context=`` of the scoring methods) holds the event-context fields
+    seen in training (``device``, …; ``ts`` for the time buckets) and one reserved key,
+    ``"user"``: a mapping of the user's attributes (``{"age": 31, "gender": "F"}``), encoded
+    as the training users' were (:meth:`personae.data.side.SideFeatures.encode_user`: numbers
+    binned at the training bins; unseen values and unknown attributes are ignored). It gives
+    demographics to users scored by their history (:meth:`score_history`,
+    :meth:`score_histories`, ``recommend(history=...)``), even an empty one; each row of a
+    batch gets the same attributes. Training users scored by their row (:meth:`score_users`,
+    ``recommend(user)`` without a history) keep the codes they were trained with and the key
+    is ignored for them. ``context["user"]`` must be a mapping (:class:`InvalidInput`
+    otherwise).
+
+    >>> model.score_history([], None, {"device": "tv", "user": {"age": 31}})  # doctest: +SKIP
     """
 
     name: ClassVar[str] = "twotower"
@@ -148,6 +175,7 @@ class TwoTower(Recommender):
         input_keep: float = 0.5,
         targets: str = "all",
         id_dropout: float = 0.1,
+        history_dropout: float = 0.3,
         dropout: float = 0.0,
         epochs: int = 40,
         batch_size: int = 100,
@@ -172,6 +200,7 @@ class TwoTower(Recommender):
         self.input_keep = input_keep
         self.targets = targets
         self.id_dropout = id_dropout
+        self.history_dropout = history_dropout
         self.dropout = dropout
         self.epochs = epochs
         self.batch_size = batch_size
@@ -197,7 +226,7 @@ class TwoTower(Recommender):
         check_bool(m, "user_mlp", self.user_mlp)
         check_bool(m, "tie_items", self.tie_items)
         check_number(m, "input_keep", self.input_keep, "a float in (0, 1)", lambda v: 0 < v < 1)
-        for name in ("id_dropout", "dropout", "validation"):
+        for name in ("id_dropout", "history_dropout", "dropout", "validation"):
             check_number(m, name, getattr(self, name), "a float in [0, 1)",
                          lambda v: 0 <= v < 1)
         check_float(m, "learning_rate", self.learning_rate, strict=True)
@@ -328,6 +357,9 @@ class TwoTower(Recommender):
                                                self.n_items_))
         self.user_codes_ = np.asarray(side.user_codes, dtype=np.int64)
         self.user_vocab_sizes_ = [len(v) for v in side.user_vocab]
+        self.user_fields_ = list(side.user_fields)
+        self.user_vocab_ = [list(v) for v in side.user_vocab]
+        self.user_bins_ = {k: [float(e) for e in v] for k, v in side.user_bins.items()}
         self.context_fields_ = list(side.context_fields)
         self.context_vocab_ = [list(v) for v in side.context_vocab]
 
@@ -424,6 +456,11 @@ class TwoTower(Recommender):
                 batch = users[b]
                 inp, tgt, in_pos = _split_rows(X, batch, float(self.input_keep), rng,
                                                self.targets == "all")
+                if self.history_dropout > 0 and len(net.user_tables):
+                    kept = rng.random(batch.size) >= float(self.history_dropout)
+                    keep_in = kept[inp[1]]
+                    inp = (inp[0][keep_in], inp[1][keep_in], inp[2][keep_in])
+                    in_pos = in_pos[keep_in]
                 keep_id = warm & (torch.rand(self.n_items_) >= float(self.id_dropout))
                 t_items = torch.from_numpy(tgt[1])
                 u = net.users(torch.from_numpy(batch), *map(torch.from_numpy, inp), keep_id)
@@ -499,11 +536,12 @@ class TwoTower(Recommender):
     def _score(self, H: sp.csr_matrix, users: np.ndarray | None,
                context: Mapping[str, Any] | None, batch_size: int = 1024) -> np.ndarray:
         """Scores (len(H), n_items) float32 from histories ``H``, user rows ``users`` (None:
-        unknown users) and one request context."""
+        unknown users, whose attributes are ``context["user"]``) and one request context."""
         torch = T.import_torch()
         H = sp.csr_matrix(H, dtype=np.float32)
         out = np.empty((H.shape[0], self.n_items_), dtype=np.float32)
         ctx = torch.from_numpy(self._encode_context(context)[None, :])
+        given = torch.from_numpy(self._encode_user(context))
         with T.torch_threads(self.num_threads), torch.inference_mode():
             self.net_.eval()
             warm = torch.from_numpy(self.warm_)
@@ -517,7 +555,8 @@ class TwoTower(Recommender):
                 seg = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
                 inp = (rows.indices.astype(np.int64), seg.astype(np.int64),
                        rows.data.astype(np.float32))
-                u = self.net_.users(torch.from_numpy(u_idx), *map(torch.from_numpy, inp), warm)
+                u = self.net_.users(torch.from_numpy(u_idx), *map(torch.from_numpy, inp), warm,
+                                    given)
                 s = (u + cvec) @ v.T + bias[None, :]
                 out[start:start + rows.shape[0]] = s.numpy()
         return out
@@ -535,6 +574,22 @@ class TwoTower(Recommender):
             elif ctx.get(name) is not None and str(ctx[name]) in vocab:
                 out[f] = vocab.index(str(ctx[name]))
         return out
+
+    def _encode_user(self, context: Mapping[str, Any] | None) -> np.ndarray:
+        """Codes of the attributes in ``context["user"]`` (int64 (n_user_fields,), -1 where
+        unknown), for users without a training row. Artifacts saved before the user fields
+        were kept (``user_fields_`` empty) encode nothing: all -1, as they scored then."""
+        from personae.data.side import encode_user_attributes
+
+        attributes = (context or {}).get("user")
+        if attributes is not None and not isinstance(attributes, Mapping):
+            raise InvalidInput(f"context['user'] must be a mapping of the user's attributes "
+                               f"(e.g. {{'age': 31}}), got {type(attributes).__name__}")
+        codes = np.full(len(self.user_vocab_sizes_), -1, dtype=np.int64)
+        if self.user_fields_:
+            codes[:] = encode_user_attributes(attributes, self.user_fields_, self.user_vocab_,
+                                              self.user_bins_)
+        return codes
 
     def _score_users(self, users: np.ndarray, context: Mapping[str, Any] | None) -> np.ndarray:
         return self._score(self._histories(users), users, context)
@@ -640,8 +695,9 @@ class TwoTower(Recommender):
 
     def user_vectors(self, histories: sp.csr_matrix, users: np.ndarray | None = None,
                      context: Mapping[str, Any] | None = None) -> np.ndarray:
-        """The user tower's output for histories (and training user rows), float32
-        (n, factors + 1) with a last column of ones (see :meth:`item_vectors`)."""
+        """The user tower's output for histories (and training user rows; rows without one
+        take their attributes from ``context["user"]``), float32 (n, factors + 1) with a last
+        column of ones (see :meth:`item_vectors`)."""
         torch = T.import_torch()
         self._check_fitted()
         H = sp.csr_matrix(histories, dtype=np.float32)
@@ -651,11 +707,13 @@ class TwoTower(Recommender):
                  else np.asarray(users, dtype=np.int64))
         seg = np.repeat(np.arange(H.shape[0]), np.diff(H.indptr))
         ctx = torch.from_numpy(self._encode_context(context)[None, :])
+        given = torch.from_numpy(self._encode_user(context))
         with T.torch_threads(self.num_threads), torch.inference_mode():
             warm = torch.from_numpy(self.warm_)
             u = self.net_.users(torch.from_numpy(u_idx), torch.from_numpy(
                 H.indices.astype(np.int64)), torch.from_numpy(seg.astype(np.int64)),
-                torch.from_numpy(H.data.astype(np.float32)), warm) + self.net_.context(ctx)
+                torch.from_numpy(H.data.astype(np.float32)), warm,
+                given) + self.net_.context(ctx)
             ones = torch.ones(u.shape[0], 1)
             return torch.cat([u, ones], dim=1).numpy().astype(np.float32)
 
@@ -677,6 +735,8 @@ class TwoTower(Recommender):
         return {"best_epoch": self.best_epoch_, "history": self.history_,
                 "item_vocab_sizes": self.item_vocab_sizes_,
                 "user_vocab_sizes": self.user_vocab_sizes_,
+                "user_fields": self.user_fields_, "user_vocab": self.user_vocab_,
+                "user_bins": self.user_bins_,
                 "context_fields": self.context_fields_, "context_vocab": self.context_vocab_,
                 **({"rating_mean": self.rating_mean_, "rating_range": list(self.rating_range_)}
                    if self.rating_head else {})}
@@ -686,6 +746,11 @@ class TwoTower(Recommender):
         self.history_ = list(meta.get("history", []))
         self.item_vocab_sizes_ = [int(v) for v in meta.get("item_vocab_sizes", [])]
         self.user_vocab_sizes_ = [int(v) for v in meta.get("user_vocab_sizes", [])]
+        # artifacts from before these were saved cannot encode a new user's attributes
+        self.user_fields_ = [str(f) for f in meta.get("user_fields", [])]
+        self.user_vocab_ = [[str(n) for n in v] for v in meta.get("user_vocab", [])]
+        self.user_bins_ = {str(k): [float(e) for e in v]
+                           for k, v in meta.get("user_bins", {}).items()}
         self.context_fields_ = list(meta.get("context_fields", []))
         self.context_vocab_ = [list(v) for v in meta.get("context_vocab", [])]
         if "rating_range" in meta:
@@ -923,9 +988,11 @@ def _build(torch: Any, arch: Mapping[str, Any], feats: Mapping[str, Any]) -> Any
                 b = b + self.feat_bias(self.features(None))[:, 0]
             return b
 
-        def users(self, u: Any, items: Any, seg: Any, weight: Any, keep_id: Any) -> Any:
+        def users(self, u: Any, items: Any, seg: Any, weight: Any, keep_id: Any,
+                  given: Any = None) -> Any:
             """User vectors: pooled input vectors of each row's items (sum / sqrt(count)),
-            plus user id and demographics for known users (``u`` >= 0)."""
+            plus user id and demographics for known users (``u`` >= 0); unknown users get
+            the demographic codes ``given`` (int64 (n_user_fields,); None: all unknown)."""
             n = u.shape[0]
             v = self.items_in(items, keep_id)
             pooled = torch.zeros(n, d).index_add_(0, seg, v * weight[:, None])
@@ -936,7 +1003,9 @@ def _build(torch: Any, arch: Mapping[str, Any], feats: Mapping[str, Any]) -> Any
                 h = h + self.user_id(u.clamp(min=0)) * known[:, None]
             if len(self.user_tables):
                 codes = self.user_codes[u.clamp(min=0)]
-                codes = torch.where(known[:, None], codes, torch.full_like(codes, -1))
+                other = (torch.full_like(codes, -1) if given is None
+                         else given[None, :].expand_as(codes))
+                codes = torch.where(known[:, None], codes, other)
                 h = h + lookup(self.user_tables, codes)
             h = self.drop(h)
             return h if self.mlp is None else h + self.mlp(h)

@@ -44,6 +44,7 @@ from personae.service.training import (
     forget_in_artifact,
     load_artifact,
     new_version_id,
+    takes_side_features,
     train_version,
 )
 from personae.service.types import (
@@ -410,6 +411,12 @@ class Engine:
         - anonymous: ``session_items`` is the history (``"session"``);
         - no usable history, or no model: popularity (``"cold-start-popularity"``).
 
+        A model that scores demographics (the two-tower model trained with user attributes)
+        gets the user's stored attributes as ``context["user"]`` (one more indexed read, shared
+        with the cold-start segment), so a user who signed up after training is scored from
+        their attributes too (a ``"user"`` the request's context sets itself wins); the
+        request's context is logged as it was sent.
+
         Items the model cannot score (added since training) fill the list after the scored
         ones, by popularity (``source="popularity"``). Unknown item ids in ``session_items``
         or ``filters.exclude`` raise :class:`NotFound`; an unknown ``after`` too.
@@ -445,12 +452,19 @@ class Engine:
         path = segment = None
         cold = stored_uid not in art.user_pos if uid is not None and art is not None \
             else not hist.positive.size
+        demographics = art is not None and _scores_user_attributes(art.model)
+        attributes = None
+        if uid is not None and art is not None and (
+                demographics or (cold and art.prior is not None and art.segment is not None)):
+            # one read serves both: the prior's segment and the model's user features
+            attributes = self._user_attributes(uid)
+        context = _model_context(req.context, attributes if demographics else None)
         if art is not None and art.prior is not None and cold:
             # not a user the model was trained on (or an empty session): the cold-start
             # policy picks the path; a session with items is scored by the model as given
-            scores, path, segment = self._cold_start(state, uid, hist, req.context)
+            scores, path, segment = self._cold_start(state, attributes, hist, context)
         else:
-            scores = self._score(state, stored_uid, hist, req.context)
+            scores = self._score(state, stored_uid, hist, context)
         if path == "segment_popularity":
             strategy = "cold-start-segment"
         elif scores is None or art is None:
@@ -473,7 +487,7 @@ class Engine:
         if self.explore_new_items and art is not None and strategy != "query":
             items = self._explore_new(state, items, hist, allowed, req.k)
         if req.explain:
-            items = self._explain(state, items, hist, req.filters, req.context, path, segment)
+            items = self._explain(state, items, hist, req.filters, context, path, segment)
             items = self._sentences(state, items, req.query)
         page = parent.page + 1 if parent is not None else 1
         request_log = {"k": req.k, "filters": req.filters.to_dict(), "strategy": strategy}
@@ -550,7 +564,10 @@ class Engine:
         positions = self._positions(state, cands, "candidates")
         stored_uid = self.store.stored_user_id(uid) if uid is not None else None
         hist = self._history(state, raw, np.zeros(0, np.int64))
-        scores = self._score(state, stored_uid, hist, ctx)
+        art = state.artifact
+        attributes = (self._user_attributes(uid) if uid is not None and art is not None
+                      and _scores_user_attributes(art.model) else None)
+        scores = self._score(state, stored_uid, hist, _model_context(ctx, attributes))
         allowed = np.zeros(len(state.catalog), dtype=bool)
         allowed[positions] = True
         disliked = positions[np.isin(positions, hist.disliked)]
@@ -794,6 +811,13 @@ class Engine:
 
     # ------------------------------------------------------------------ request internals
 
+    def _user_attributes(self, user_id: str) -> dict[str, Any] | None:
+        """The user's stored attributes (None: not in the store): one indexed read."""
+        try:
+            return self.store.get_user(user_id).attributes
+        except NotFound:
+            return None
+
     def _raw_history(self, user_id: str | None) -> tuple[np.ndarray, np.ndarray] | None:
         """The user's newest events as store (item_idx, type_idx): the one query per request."""
         if user_id is None:
@@ -856,13 +880,14 @@ class Engine:
         return _History(uniq[pos_mask], net[pos_mask], uniq[nonzero],
                         uniq[(net <= 0) & negative], (pos, weights, types))
 
-    def _cold_start(self, state: _State, user_id: str | None, hist: _History,
+    def _cold_start(self, state: _State, attributes: Mapping[str, Any] | None, hist: _History,
                     context: Mapping[str, Any] | None
                     ) -> tuple[np.ndarray | None, str, str | None]:
         """Scores for a user the model was not trained on, by
         :class:`personae.service.coldstart.ColdStartPolicy`: popularity in the user's segment
-        and time bucket without history, the fold-in blended with it for a short history, the
-        fold-in alone past ``full_history`` items. Returns (scores, path, the user's segment)."""
+        (from their stored ``attributes``; None: anonymous or not stored) and time bucket
+        without history, the fold-in blended with it for a short history, the fold-in alone
+        past ``full_history`` items. Returns (scores, path, the user's segment)."""
         from personae.service.coldstart import ColdStartPolicy, standardise
 
         art = state.artifact
@@ -873,12 +898,7 @@ class Engine:
             policy = ColdStartPolicy(art.prior, model,  # type: ignore[arg-type]
                                      blend_k=self.cold_start_blend)
             self._policies = {art.version: policy}
-        segment = None
-        if user_id is not None and art.segment is not None:
-            try:
-                segment = art.segment_of(self.store.get_user(user_id).attributes)
-            except NotFound:
-                segment = None
+        segment = art.segment_of(dict(attributes)) if attributes is not None else None
         ctx = dict(context or {})
         ctx.setdefault("ts", utcnow())
         cols = state.col_of_pos[hist.positive]
@@ -1409,6 +1429,23 @@ class Engine:
         with self._refresh_lock:
             self._failed_loads.discard(artifact.version)
             self._state = self._build_state(self._state.catalog, artifact)
+
+
+def _scores_user_attributes(model: Any) -> bool:
+    """Whether ``model`` scores a user's stored attributes (demographics), given as
+    ``context["user"]``: its ``fit`` takes side features and it kept the user fields to encode
+    them with (the two-tower model; not its artifacts from before those were saved)."""
+    return bool(getattr(model, "user_fields_", None)) and takes_side_features(model.name)
+
+
+def _model_context(context: Mapping[str, Any] | None,
+                   attributes: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The context a model scores with: the request's, plus the user's stored ``attributes``
+    under ``"user"`` (:class:`personae.models.twotower.TwoTower`'s key) when given; a
+    ``"user"`` the request sets itself is kept."""
+    if not attributes:
+        return context
+    return {"user": dict(attributes), **(context or {})}
 
 
 def _best(positions: np.ndarray, scores: np.ndarray, k: int) -> tuple[list[int], list[float]]:
