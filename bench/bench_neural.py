@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -104,13 +104,14 @@ def peer(name: str, params: dict[str, Any]) -> Any:
     return peers.create(name, **params)
 
 
-def run_row(name: str, dataset: str, view: Any, split: Split, cache: dict[str, Any]
-            ) -> dict[str, Any]:
+def run_row(name: str, dataset: str, view: Any, split: Split, cache: dict[str, Any],
+            on: Literal["test", "validation"] = "test") -> dict[str, Any]:
     params = dict(CONFIG.get(name, {}))
     label = name.removesuffix("-p2")
     if name == "sasrec":
         model = create("sasrec", **params)
-        timing = timed_fit(model, lambda: model.fit(split_interactions(view, split)))
+        part = "validation" if on == "validation" else "train"
+        timing = timed_fit(model, lambda: model.fit(split_interactions(view, split, part)))
     elif name == "recbole.sasrec":
         model = peer(name, params)
         X = ordered_train(view, split)
@@ -133,8 +134,10 @@ def run_row(name: str, dataset: str, view: Any, split: Split, cache: dict[str, A
     else:
         model = create(label, **params)
         timing = timed_fit(model, lambda: model.fit(split.train))
-    result = evaluate(model, split, fit=False, memory="none")
+    result = evaluate(model, split, on=on, fit=False, memory="none")
     cache[label] = model
+    if on == "validation":
+        label += " (validation)"
     return {"dataset": dataset, "model": label, "library": name.split(".")[0]
             if "." in name else "personae", "params": params,
             "metrics": result.metrics, "recommend_s": result.recommend_seconds, **timing,
@@ -183,7 +186,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="neural")
     parser.add_argument("--set", nargs="*", default=[], metavar="MODEL.PARAM=VALUE",
                         help="override a parameter, e.g. recbole.sasrec.epochs=50")
+    parser.add_argument("--validation", action="store_true",
+                        help="fit on the validation split's train and score its test items "
+                             "(the second-to-last item of each P2 user), to tune on; "
+                             "sasrec only")
     args = parser.parse_args(argv)
+    if args.validation and set(args.models) != {"sasrec"}:
+        parser.error("--validation is implemented for --models sasrec only")
     for item in args.set:
         key, _, value = item.partition("=")
         model, _, param = key.rpartition(".")
@@ -209,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
             splits[dataset] = leave_last_out(view) if dataset == "ml-100k-p2" \
                 else random_holdout(view)
         print(f"{dataset} {name} …", file=sys.stderr, flush=True)
-        row = run_row(name, dataset, view, splits[dataset], cache)
+        row = run_row(name, dataset, view, splits[dataset], cache,
+                      "validation" if args.validation else "test")
         row.update(run=run, command=meta["command"])
         rows.append(row)
         m = row["metrics"]

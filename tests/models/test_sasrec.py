@@ -19,6 +19,7 @@ from personae.models.sasrec import (  # noqa: E402
     SASRec,
     _dropout,
     _full_softmax_ce,
+    _seen_before,
     _windows,
 )
 
@@ -53,7 +54,7 @@ class TestSASRec(ModelConformance):
     invalid_params = [("factors", 0), ("n_heads", 3), ("dropout", 1.0), ("loss", "bpr"),
                       ("learning_rate", -1.0), ("validation", 1.5), ("max_len", "long"),
                       ("window_overlap", 16), ("window_overlap", -1),
-                      ("random_windows", "yes")]
+                      ("random_windows", "yes"), ("exclude_seen", "yes")]
 
     def make_model(self, **params: Any) -> SASRec:
         return SASRec(**{**SMALL, **params})
@@ -238,3 +239,41 @@ def test_dropout_keeps_one_minus_p_and_rescales() -> None:
     torch.manual_seed(0)
     torch.testing.assert_close(_dropout(torch, x, 0.3, True), kept)
     assert _dropout(torch, x, 0.3, False) is x and _dropout(torch, x, 0.0, True) is x
+
+
+def test_blockwise_softmax_ce_leaves_seen_items_out() -> None:
+    """With ``seen``, each row's softmax is over the items outside its seen list, the target
+    kept even where it is listed: the values and gradients of ``cross_entropy`` on logits with
+    the seen items at -inf."""
+    gen = torch.Generator().manual_seed(1)
+    h = torch.randn(600, 8, generator=gen, dtype=torch.float64, requires_grad=True)
+    E = torch.randn(40, 8, generator=gen, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 40, (600,), generator=gen)
+    seen = torch.randint(0, 40, (600, 6), generator=gen)
+    seen[::3, 0] = target[::3]  # a listed target stays in its softmax
+    loss = _full_softmax_ce(torch).apply(h, E, target, seen)
+    grads = torch.autograd.grad(loss, (h, E))
+    logits = h @ E.T
+    out = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, seen, True)
+    out[torch.arange(600), target] = False
+    ref = torch.nn.functional.cross_entropy(logits.masked_fill(out, -torch.inf), target)
+    ref_grads = torch.autograd.grad(ref, (h, E))
+    assert abs(float(loss.detach()) - float(ref.detach())) < 1e-10
+    assert float(loss.detach()) < float(torch.nn.functional.cross_entropy(logits.detach(), target))
+    for got, want in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_seen_before_lists_the_items_read_up_to_each_position() -> None:
+    # two left-padded windows (item + 1, 0 = padding); position (0, 1) is not learnt from
+    inp = torch.tensor([[0, 5, 3, 9], [2, 4, 6, 8]])
+    valid = torch.tensor([[False, False, True, True], [True, True, False, True]])
+    target = torch.tensor([20, 21, 22, 23, 24])
+    got = _seen_before(torch, inp, valid, target)
+    want = [[4, 2, 20, 20], [4, 2, 8, 21], [1, 22, 22, 22], [1, 3, 23, 23], [1, 3, 5, 7]]
+    assert [sorted(set(r.tolist())) for r in got] == [sorted(set(r)) for r in want]
+
+
+def test_exclude_seen_needs_the_full_softmax() -> None:
+    with pytest.raises(InvalidInput, match="exclude_seen"):
+        SASRec(**{**SMALL, "exclude_seen": True, "loss": "sampled"}).fit(cycles())

@@ -80,6 +80,12 @@ class SASRec(Recommender):
         by popularity with log-Q correction.
     n_negatives : int, default 256
         Negatives per step for ``loss="sampled"`` (shared by the batch).
+    exclude_seen : bool, default False
+        Leave the items that a training position has already read (earlier in its window) out
+        of that position's softmax, as :meth:`recommend` leaves a user's items out of the
+        ranking: no gradient is spent pushing down items that are never recommended again to
+        that user. For data where an item is not consumed twice (ratings); the scores of a
+        history's own items then mean nothing. ``loss="ce"`` only.
     validation : float, default 0.0
         Share of users (with at least 3 events) whose last item is held out to early-stop on
         NDCG@10; 0 trains for ``epochs`` with no hold-out.
@@ -129,6 +135,7 @@ class SASRec(Recommender):
         n_negatives: int = 256,
         window_overlap: int = 0,
         random_windows: bool = True,
+        exclude_seen: bool = False,
         validation: float = 0.0,
         patience: int = 3,
         random_state: int | None = None,
@@ -149,6 +156,7 @@ class SASRec(Recommender):
         self.n_negatives = n_negatives
         self.window_overlap = window_overlap
         self.random_windows = random_windows
+        self.exclude_seen = exclude_seen
         self.validation = validation
         self.patience = patience
         self.random_state = random_state
@@ -181,6 +189,10 @@ class SASRec(Recommender):
         check_bool(m, "verbose", self.verbose)
         check_bool(m, "lr_decay", self.lr_decay)
         check_bool(m, "random_windows", self.random_windows)
+        check_bool(m, "exclude_seen", self.exclude_seen)
+        if self.exclude_seen and self.loss != "ce":
+            raise InvalidInput(f"The 'exclude_seen' parameter of {m} needs loss='ce' (the full "
+                               f"softmax). Got loss={self.loss!r} instead.")
 
     # ------------------------------------------------------------------ fitting
 
@@ -290,7 +302,8 @@ class SASRec(Recommender):
                     loss = torch.nn.functional.cross_entropy(
                         logits, torch.zeros(tv.shape[0], dtype=torch.long))
                 else:
-                    loss = _full_softmax_ce(torch).apply(hv, net.all_item_vectors(), tv)
+                    seen = _seen_before(torch, inp, valid, tv) if self.exclude_seen else None
+                    loss = _full_softmax_ce(torch).apply(hv, net.all_item_vectors(), tv, seen)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -445,6 +458,16 @@ def _windows(starts: np.ndarray, ends: np.ndarray, items: np.ndarray, width: int
     return np.stack(rows), np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
 
 
+def _seen_before(torch: Any, inp: Any, valid: Any, target: Any) -> Any:
+    """The items each learnt position has read: for the ``N`` true entries of ``valid`` (bool
+    (B, n)), the inputs ``inp[b, :t + 1]`` (int64 (B, n), item + 1, 0 = padding) as item
+    indices, int64 (N, n), the rest of each row filled with the position's ``target`` (int64
+    (N,)), which the loss keeps."""
+    n = inp.shape[1]
+    prefix = inp[:, None, :].expand(-1, n, -1).tril()[valid]
+    return torch.where(prefix > 0, prefix - 1, target[:, None])
+
+
 def _first_filled(w: Any) -> int:
     """The first column that is not padding in every row of left-padded windows (at most the
     last column): the columns before it can be dropped exactly, since padding is masked out of
@@ -468,31 +491,47 @@ def _full_softmax_ce(torch: Any) -> Any:
     holds the (n, n_items) logits: both passes work on row blocks that stay in cache, and the
     backward recomputes a block's logits instead of reading them back from memory. The same
     values and gradients as ``cross_entropy(h @ E.T, target)`` (up to float rounding), about
-    twice as fast on a CPU, where the full logits matrix makes the loss memory-bound."""
+    twice as fast on a CPU, where the full logits matrix makes the loss memory-bound.
+
+    ``apply(h, E, target, seen)``: with ``seen`` (int64 (n, k) item indices), row i's softmax
+    leaves out the items ``seen[i]`` other than ``target[i]`` (their logits are -inf)."""
     rows = 256  # a (256, n_items) float block: 1.7 MB for 1,682 items
+
+    def logits(h: Any, E: Any, target: Any, seen: Any) -> Any:
+        z = h @ E.T
+        if seen is not None:  # the seen items out, the target kept (also where seen)
+            r = torch.arange(z.shape[0])
+            keep = z[r, target]
+            z.scatter_(1, seen, -torch.inf)
+            z[r, target] = keep
+        return z
 
     class FullSoftmaxCE(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, h: Any, E: Any, target: Any) -> Any:
+        def forward(ctx: Any, h: Any, E: Any, target: Any, seen: Any = None) -> Any:
             lse = torch.empty(h.shape[0], dtype=h.dtype)
             for s in range(0, h.shape[0], rows):
-                lse[s:s + rows] = torch.logsumexp(h[s:s + rows] @ E.T, dim=1)
-            ctx.save_for_backward(h, E, target, lse)
+                b = slice(s, s + rows)
+                sb = None if seen is None else seen[b]
+                lse[b] = torch.logsumexp(logits(h[b], E, target[b], sb), dim=1)
+            ctx.save_for_backward(h, E, target, lse, seen)
             return (lse - (h * E[target]).sum(-1)).mean()
 
         @staticmethod
         def backward(ctx: Any, grad: Any) -> Any:
-            h, E, target, lse = ctx.saved_tensors
+            h, E, target, lse, seen = ctx.saved_tensors
             scale = grad / max(h.shape[0], 1)
             gh, gE = torch.empty_like(h), torch.zeros_like(E)
             for s in range(0, h.shape[0], rows):
-                hb = h[s:s + rows]
-                p = (hb @ E.T).sub_(lse[s:s + rows, None]).exp_()  # softmax of the block
-                p[torch.arange(p.shape[0]), target[s:s + rows]] -= 1.0
+                b = slice(s, s + rows)
+                hb = h[b]
+                sb = None if seen is None else seen[b]
+                p = logits(hb, E, target[b], sb).sub_(lse[b, None]).exp_()  # block softmax
+                p[torch.arange(p.shape[0]), target[b]] -= 1.0
                 p.mul_(scale)
-                gh[s:s + rows] = p @ E
+                gh[b] = p @ E
                 gE.addmm_(p.T, hb)
-            return gh, gE, None
+            return gh, gE, None, None
 
     return FullSoftmaxCE
 
