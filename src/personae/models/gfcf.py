@@ -84,6 +84,9 @@ class GFCF(Recommender):
             V = _top_right_singular_vectors(sp.csr_matrix(Rn), k, self.random_state)
             # D_i^{-1/2} V Vᵀ D_i^{1/2}: items without interactions get nothing
             W += float(self.alpha) * ((inv_i[:, None] * V) @ (V.T * np.sqrt(di)[None, :]))
+        # exact zeros come out of the float64 products as noise of ~1e-16 whose sign can change
+        # from run to run with BLAS threading; snapping it keeps a seeded fit reproducible
+        W[np.abs(W) <= 1e-12 * max(float(np.abs(W).max(initial=0.0)), 1e-300)] = 0.0
         self.W_ = W.astype(self.dtype)
 
     def _score_users(self, users: np.ndarray, context: Mapping[str, Any] | None) -> np.ndarray:
