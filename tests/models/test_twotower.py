@@ -496,3 +496,13 @@ def test_ridge_biases_converge_to_the_ridge_solution() -> None:
     np.testing.assert_allclose(bu[:6], exact[:6], atol=1e-8)
     np.testing.assert_allclose(bi, exact[6:], atol=1e-8)
     assert bu[6] == 0.0  # a user without ratings
+
+
+def test_history_weights_do_not_change_the_scores() -> None:
+    """Training pools each item once; a history's weights (the engine's click = 2,
+    purchase = 5) must score like the same items with weight 1."""
+    view, side = genre_world()
+    model = TwoTower(**SMALL).fit(view, side=side)
+    plain = model.score_history([0, 2, 5])
+    weighted = model.score_history([0, 2, 5], [2.0, 5.0, 1.0])
+    np.testing.assert_allclose(weighted, plain, rtol=1e-6)

@@ -659,7 +659,13 @@ class TwoTower(Recommender):
 
     def _score_histories(self, histories: sp.csr_matrix,
                          context: Mapping[str, Any] | None) -> np.ndarray:
-        return self._score(histories, None, context)
+        # as in training (and for training users, :meth:`_histories`), each item of a history
+        # counts once, whatever its weight (the engine's click = 2, purchase = 5): weights
+        # would shift the pooled vector's scale away from what the towers were fit on
+        H = sp.csr_matrix(histories, dtype=np.float32, copy=True)
+        H.data = (H.data > 0).astype(np.float32)
+        H.eliminate_zeros()
+        return self._score(H, None, context)
 
     def forget_users(self, users: np.ndarray | Sequence[int]) -> None:
         """Remove what the model holds of these training users, in place (see
