@@ -160,36 +160,11 @@ class Task:
                 f"{int(self.candidates.sum())} new items")
 
 
-def halves(test: sp.csr_matrix, ratings: sp.csr_matrix, users: np.ndarray, rng:
-           np.random.Generator) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
-    """Each user's items of ``test`` cut in two at random: (support, support ratings, query),
-    rows in the order of ``users``. The same draws as :func:`bench_text.item_cold`."""
-    sup_rows, sup_cols, sup_w, q_rows, q_cols = [], [], [], [], []
-    for r, u in enumerate(users):
-        items = test.indices[test.indptr[u]:test.indptr[u + 1]]
-        if items.size < 2:
-            continue
-        perm = rng.permutation(items)
-        half = items.size // 2
-        sup, qry = np.sort(perm[:half]), np.sort(perm[half:])
-        sup_rows += [r] * sup.size
-        sup_cols += sup.tolist()
-        sup_w += np.asarray(ratings[u][:, sup].toarray()).ravel().tolist()
-        q_rows += [r] * qry.size
-        q_cols += qry.tolist()
-    shape = (users.size, test.shape[1])
-
-    def csr(rows: list[int], cols: list[int], vals: Any) -> sp.csr_matrix:
-        return sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=shape)
-
-    return (csr(sup_rows, sup_cols, np.ones(len(sup_cols))), csr(sup_rows, sup_cols, sup_w),
-            csr(q_rows, q_cols, np.ones(len(q_cols))))
-
-
 def test_task(split: Any) -> Task:
     R = split.ratings.tocsr()
     users = split.test_users()
-    support, ratings, query = halves(split.test.tocsr(), R, users, np.random.default_rng(SEED))
+    support, ratings, query = bt.halves(split.test.tocsr(), R, users,
+                                        np.random.default_rng(SEED))
     return Task("test", sp.csr_matrix(split.train, dtype=np.float32), users, support, query,
                 ratings, np.asarray(split.candidates, dtype=bool))
 
@@ -213,7 +188,7 @@ def validation_task(split: Any, years: np.ndarray) -> Task:
     test = sp.csr_matrix((coo.data[held], (coo.row[held], coo.col[held])), shape=X.shape)
     # pseudo-new items nobody among the test users rated are not candidates (as in the split)
     candidates = new & (np.asarray(test.sum(axis=0)).ravel() > 0)
-    support, ratings, query = halves(test, R, users, rng)
+    support, ratings, query = bt.halves(test, R, users, rng)
     return Task("validation", train, users, support, query, ratings, candidates)
 
 

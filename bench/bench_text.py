@@ -151,6 +151,32 @@ def fit_adapter(E: np.ndarray, pairs: Any, encoder: Any, tag: str) -> Any:
     return ad, folder
 
 
+def halves(test: sp.csr_matrix, ratings: sp.csr_matrix, users: np.ndarray, rng:
+           np.random.Generator) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
+    """Each user's items of ``test`` cut in two at random: (support, support ratings, query),
+    rows in the order of ``users`` (:func:`item_cold`'s, and ``bench_newitems``'s)."""
+    sup_rows, sup_cols, sup_w, q_rows, q_cols = [], [], [], [], []
+    for r, u in enumerate(users):
+        items = test.indices[test.indptr[u]:test.indptr[u + 1]]
+        if items.size < 2:
+            continue
+        perm = rng.permutation(items)
+        half = items.size // 2
+        sup, qry = np.sort(perm[:half]), np.sort(perm[half:])
+        sup_rows += [r] * sup.size
+        sup_cols += sup.tolist()
+        sup_w += np.asarray(ratings[u][:, sup].toarray()).ravel().tolist()
+        q_rows += [r] * qry.size
+        q_cols += qry.tolist()
+    shape = (users.size, test.shape[1])
+
+    def csr(rows: list[int], cols: list[int], vals: Any) -> sp.csr_matrix:
+        return sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=shape)
+
+    return (csr(sup_rows, sup_cols, np.ones(len(sup_cols))), csr(sup_rows, sup_cols, sup_w),
+            csr(q_rows, q_cols, np.ones(len(q_cols))))
+
+
 def item_cold(encoders: list[str]) -> dict[str, Any]:
     from personae.data.interactions import Interactions
     from personae.evaluate import melu_coldstart
@@ -166,26 +192,8 @@ def item_cold(encoders: list[str]) -> dict[str, Any]:
     R = split.ratings.tocsr()
     rng = np.random.default_rng(SEED)
     users = split.test_users()
-    sup_rows, sup_cols, sup_w, q_rows, q_cols = [], [], [], [], []
-    for r, u in enumerate(users):
-        items = split.test.indices[split.test.indptr[u]:split.test.indptr[u + 1]]
-        if items.size < 2:
-            continue
-        perm = rng.permutation(items)
-        half = items.size // 2
-        sup, qry = np.sort(perm[:half]), np.sort(perm[half:])
-        sup_rows += [r] * sup.size
-        sup_cols += sup.tolist()
-        sup_w += np.asarray(R[u][:, sup].toarray()).ravel().tolist()
-        q_rows += [r] * qry.size
-        q_cols += qry.tolist()
     n = users.size
-    support = sp.csr_matrix((np.ones(len(sup_cols), np.float32), (sup_rows, sup_cols)),
-                            shape=(n, n_items))
-    ratings = sp.csr_matrix((np.array(sup_w, np.float32), (sup_rows, sup_cols)),
-                            shape=(n, n_items))
-    query = sp.csr_matrix((np.ones(len(q_cols), np.float32), (q_rows, q_cols)),
-                          shape=(n, n_items))
+    support, ratings, query = halves(split.test.tocsr(), R, users, rng)
     not_candidate = ~split.candidates
     log(f"item-cold: {n} test users, {support.nnz} support and {query.nnz} query ratings, "
         f"{int(split.candidates.sum())} new movies")
