@@ -414,9 +414,10 @@ def test_rating_errors_name_the_problem() -> None:
         unrated.predict_ratings([0], [0])
     model = TwoTower(**{**RATED, "epochs": 1}).fit(X)
     assert model.predicts_ratings
-    for u, i in (([200], [0]), ([0], [-1]), ([0], [60])):
-        with pytest.raises(InvalidInput, match=r"users must be in \[0, 200\) and items in "
-                           r"\[0, 60\)"):
+    for u, i, says in (([200], [0], r"user indices must be in \[0, 200\)"),
+                       ([0], [-1], r"item indices must be in \[0, 60\)"),
+                       ([0], [60], r"item indices must be in \[0, 60\)")):
+        with pytest.raises(InvalidInput, match=says):
             model.predict_ratings(u, i)
     with pytest.raises(InvalidInput, match="same length"):
         model.predict_ratings([0, 1], [0])

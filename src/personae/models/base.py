@@ -488,6 +488,24 @@ class Recommender(ABC):
         return model
 
 
+def check_pairs(users: Any, items: Any, n_users: int, n_items: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(user, item) index pairs as int64 arrays (n,), for rating predictions: the same
+    length, users in ``[0, n_users)`` and items in ``[0, n_items)``, else InvalidInput."""
+    u = np.asarray(users, dtype=np.int64).reshape(-1)
+    i = np.asarray(items, dtype=np.int64).reshape(-1)
+    if u.shape != i.shape:
+        raise InvalidInput(f"users and items must have the same length, got {u.size} and "
+                           f"{i.size}")
+    if u.size and (u.min() < 0 or u.max() >= n_users):
+        raise InvalidInput(f"user indices must be in [0, {n_users}), got "
+                           f"{int(u.min())}..{int(u.max())}")
+    if i.size and (i.min() < 0 or i.max() >= n_items):
+        raise InvalidInput(f"item indices must be in [0, {n_items}), got "
+                           f"{int(i.min())}..{int(i.max())}")
+    return u, i
+
+
 def _fingerprint(X: sp.csr_matrix) -> str:
     import hashlib
 

@@ -56,7 +56,7 @@ import scipy.sparse as sp
 
 from personae.errors import InvalidInput, MissingExtra
 from personae.models._params import check_float, check_int
-from personae.models.base import NotFitted
+from personae.models.base import NotFitted, check_pairs
 
 ARTIFACT_FORMAT = "personae.featuregbm/2"  # /2: user kNN and co-occurrence tables
 
@@ -373,7 +373,7 @@ class FeatureGBM:
     def features(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """The feature matrix of pairs: float32 (n, len(feature_names_))."""
         self._check_fitted()
-        u, i = self._pairs(users, items)
+        u, i = check_pairs(users, items, self.n_users_, self.n_items_)
         return self._features(self.tables_, u, i)
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -393,20 +393,6 @@ class FeatureGBM:
             return np.zeros(0)
         pred = self.booster_.predict(X, num_threads=int(self.num_threads))
         return np.clip(np.asarray(pred, dtype=np.float64), *self.rating_range_)
-
-    def _pairs(self, users: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
-        u = np.asarray(users, dtype=np.int64).reshape(-1)
-        i = np.asarray(items, dtype=np.int64).reshape(-1)
-        if u.shape != i.shape:
-            raise InvalidInput(f"users and items must have the same length, got {u.size} and "
-                               f"{i.size}")
-        if u.size and (u.min() < 0 or u.max() >= self.n_users_):
-            raise InvalidInput(f"user indices must be in [0, {self.n_users_}), got "
-                               f"{int(u.min())}..{int(u.max())}")
-        if i.size and (i.min() < 0 or i.max() >= self.n_items_):
-            raise InvalidInput(f"item indices must be in [0, {self.n_items_}), got "
-                               f"{int(i.min())}..{int(i.max())}")
-        return u, i
 
     # ------------------------------------------------------------------ persistence
 

@@ -52,7 +52,7 @@ from personae.models._params import (
     check_number,
     check_random_state,
 )
-from personae.models.base import Recommender
+from personae.models.base import Recommender, check_pairs
 
 if TYPE_CHECKING:
     from personae.data.side import SideFeatures
@@ -624,15 +624,7 @@ class TwoTower(Recommender):
         self._check_fitted()
         if not self.rating_head:
             raise InvalidInput("predict_ratings needs a model fit with rating_head=True")
-        u = np.asarray(users, dtype=np.int64).reshape(-1)
-        i = np.asarray(items, dtype=np.int64).reshape(-1)
-        if u.shape != i.shape:
-            raise InvalidInput(f"users and items must have the same length, got {u.size} and "
-                               f"{i.size}")
-        if u.size and (u.min() < 0 or u.max() >= self.n_users_ or i.min() < 0
-                       or i.max() >= self.n_items_):
-            raise InvalidInput(f"users must be in [0, {self.n_users_}) and items in "
-                               f"[0, {self.n_items_})")
+        u, i = check_pairs(users, items, self.n_users_, self.n_items_)
         out = np.empty(u.size, dtype=np.float64)
         uniq, inv = np.unique(u, return_inverse=True)
         with T.torch_threads(self.num_threads), torch.inference_mode():
