@@ -107,6 +107,11 @@ PERSONAE: list[Entry] = [
               similarity="cosine"),
     _personae("itemknn-bm25", "itemknn", {"k": [50, 100, 200], "bm25_b": [0.25, 0.75]},
               similarity="bm25"),
+    # RP3beta: on the ml-100k P1 validation split, alpha 0.5-1.0 x beta 0-0.8 x k 50-1681
+    # peaked at 0.2584 (alpha 0.75, beta 0.6, k 800) against 0.2730 for ALS; beta > 0.6 fell
+    # fast (0.8: under 0.21). The grid spans the plateau.
+    _personae("rp3beta", "rp3beta", {"alpha": [0.5, 0.75, 1.0], "beta": [0.3, 0.5, 0.6],
+                                     "k": [200, 800]}),
     _personae("ease", "ease", {"l2": [100.0, 250.0, 500.0, 1000.0]}),
     _personae("edlae", "ease", {"l2": [100.0, 300.0, 600.0], "dropout": [0.33, 0.5, 0.75]}),
     _personae("dlae", "ease", {"l2": [100.0, 300.0, 600.0], "dropout": [0.33, 0.5, 0.75]},
@@ -123,8 +128,10 @@ PERSONAE: list[Entry] = [
 ]
 
 #: The blend row: these members, each with the parameters tuned in its own row, fused by
-#: z-scored scores with weights chosen by ``Blend.tune_weights`` on the validation split.
-#: (``--blend-members`` picks others among the rows.)
+#: z-scored scores with weights chosen by ``personae.models.blend.tune_weights_on_folds`` on
+#: the validation split (``--blend-folds N``: on N validation splits of P1's training pairs
+#: together; ``--blend-step``: the grid's spacing). ``--blend-members`` picks others among the
+#: rows.
 BLEND_MEMBERS = ("dlae", "gfcf", "als", "itemknn-cosine")
 
 PEERS: list[Entry] = [
@@ -199,10 +206,11 @@ def run_one(entry: Entry, split: Split, args: argparse.Namespace) -> dict[str, A
             "library": entry.library}
 
 
-def run_blend(split: Split, tuned: dict[str, dict[str, Any]], args: argparse.Namespace
-              ) -> dict[str, Any]:
-    """Blend the members' tuned configurations; weights tuned on validation, then test once."""
-    from personae.models.blend import Blend
+def run_blend(split: Split, tuned: dict[str, dict[str, Any]], args: argparse.Namespace,
+              validations: list[Split]) -> dict[str, Any]:
+    """Blend the members' tuned configurations; weights tuned on the validation splits (one by
+    default, ``--blend-folds`` of them), then fit on train and tested once."""
+    from personae.models.blend import Blend, tune_weights_on_folds
 
     members = []
     for label in args.blend_members:
@@ -210,21 +218,45 @@ def run_blend(split: Split, tuned: dict[str, dict[str, Any]], args: argparse.Nam
             raise RuntimeError(f"the blend needs the {label!r} row first (add it to --models)")
         name = ENTRIES[label].make.args[0]  # the registry name behind the row
         members.append((name, {**ENTRIES[label].fixed, **tuned[label]}))
-    if split.validation is None:
+    if not validations:
         raise RuntimeError("the blend's weights need a validation split")
-    val = split.validation
     started = time.perf_counter()
-    probe = Blend(members, normalize="zscore").fit(val.train).tune_weights(val.test, step=0.1)
-    weights = probe.weights_.round(6).tolist()
-    tuning = {"best_params": {"weights": weights}, "best_score": probe.tuned_score_,
-              "metric": "ndcg@10", "seconds": round(time.perf_counter() - started, 3)}
+    best, score = tune_weights_on_folds(members, [(v.train, v.test) for v in validations],
+                                        normalize="zscore", k=10, step=args.blend_step)
+    weights = best.round(6).tolist()
+    tuning = {"best_params": {"weights": weights}, "best_score": score, "metric": "ndcg@10",
+              "validation_seeds": [v.params.get("seed") for v in validations],
+              "seconds": round(time.perf_counter() - started, 3)}
     result = evaluate(Blend(members, weights=weights, normalize="zscore"), split,
                       ks=(5, 10, 20), memory=args.memory)
     result.model = "blend"
     result.params = {"members": [f"{n}({', '.join(f'{k}={v}' for k, v in p.items())})"
                                  for n, p in members],
-                     "weights": weights, "normalize": "zscore"}
+                     "weights": weights, "normalize": "zscore",
+                     "validation_folds": len(validations), "step": args.blend_step}
     return {"result": result, "tuning": tuning, "library": "personae"}
+
+
+def blend_validations(view: Interactions, split: Split, protocol: str, folds: int
+                      ) -> list[Split]:
+    """The validation splits the blend's weights are chosen on: the split's own and, for P1,
+    ``folds - 1`` more drawn from the same training pairs with the next validation seeds
+    (2028, 2029, …); the test split is the same for all of them."""
+    if split.validation is None:
+        return []
+    out = [split.validation]
+    if folds > 1 and protocol != "p1":
+        raise RuntimeError(f"--blend-folds > 1 needs protocol P1 (random holdout), not "
+                           f"{protocol}: leave-last-out has one validation item per user")
+    first = int(split.params["validation_seed"])
+    for j in range(1, folds):
+        other = random_holdout(view, seed=int(split.params["seed"]),
+                               validation_seed=first + j)
+        if other.validation is None or other.train.shape != split.train.shape \
+                or (other.train != split.train).nnz:
+            raise RuntimeError("a further validation split did not keep the training pairs")
+        out.append(other.validation)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,7 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blend-members", nargs="+", default=list(BLEND_MEMBERS),
                         metavar="MODEL", help="personae rows fused by the blend row (default: "
                         f"{' '.join(BLEND_MEMBERS)})")
+    parser.add_argument("--blend-folds", type=int, default=1, metavar="N",
+                        help="choose the blend's weights on N validation splits of the "
+                             "training pairs together (P1 only; seeds 2027, 2028, …; default 1)")
+    parser.add_argument("--blend-step", type=float, default=0.1, metavar="STEP",
+                        help="spacing of the blend's weight grid (default 0.1)")
     args = parser.parse_args(argv)
+    if args.blend_folds < 1:
+        parser.error(f"--blend-folds must be >= 1, got {args.blend_folds}")
     unknown = [m for m in args.models if m not in ENTRIES]
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(ENTRIES)}")
@@ -257,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"bench_models: {', '.join(missing)} not installed in {sys.executable}; "
                        "run `bash bench/setup_peers.sh` and use bench/.venv-peers/bin/python\n")
 
-    command = command_line("bench/.venv-peers/bin/python bench/bench_models.py", argv)
+    command = command_line(f"{interpreter()} bench/bench_models.py", argv)
     started = time.time()
     runs: list[dict[str, Any]] = []
     failures: list[str] = []
@@ -279,8 +318,9 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"  {label} …", end="")
                 t0 = time.perf_counter()
                 try:
-                    out = (run_blend(split, tuned, args) if label == "blend"
-                           else run_one(entry, split, args))
+                    out = (run_blend(split, tuned, args, blend_validations(
+                               views[ds.source], split, ds.protocol, args.blend_folds))
+                           if label == "blend" else run_one(entry, split, args))
                 except Exception as exc:  # one model's failure must not hide the others' rows
                     failures.append(f"{ds_label}/{label}: {type(exc).__name__}: {exc}")
                     console.print(f" [red]failed[/]: {type(exc).__name__}: {exc}")
@@ -327,6 +367,16 @@ def command_line(program: str, argv: list[str] | None) -> str:
     """The command that reproduces this run: ``program`` and its arguments, shell-quoted."""
     args = argv if argv is not None else sys.argv[1:]
     return f"{program} {shlex.join(args)}" if args else program
+
+
+def interpreter() -> str:
+    """This Python, relative to the repository when it lives there (``.venv/bin/python`` or
+    ``bench/.venv-peers/bin/python``), so that the recorded command is the one that ran."""
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(ROOT))
+    except ValueError:
+        return str(exe)
 
 
 def environment() -> dict[str, Any]:

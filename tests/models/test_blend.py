@@ -11,8 +11,9 @@ import pytest
 import scipy.sparse as sp
 
 from personae.errors import InvalidInput
+from personae.evaluate.metrics import ranking_metrics
 from personae.models import Recommender
-from personae.models.blend import Blend, _normalize
+from personae.models.blend import Blend, _normalize, tune_weights_on_folds
 from personae.models.ease import EASE
 from personae.models.itemknn import ItemKNN
 from personae.models.popularity import Popularity
@@ -71,16 +72,19 @@ def test_refit_false_checks_the_data() -> None:
     assert not hasattr(fresh, "B_")
 
 
+def _held_out(X: sp.csr_matrix, nth: int, users: range | None = None) -> sp.csr_matrix:
+    """Per user, the ``nth`` unseen item of their group: only a personalised model finds it."""
+    rows, cols = [], []
+    for u in users if users is not None else range(X.shape[0]):
+        seen = set(X.indices[X.indptr[u]:X.indptr[u + 1]].tolist())
+        cols.append([i for i in range(u % 2, X.shape[1], 2) if i not in seen][nth])
+        rows.append(u)
+    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=X.shape)
+
+
 def test_tune_weights_prefers_the_personalised_model() -> None:
     data = checkerboard()
-    X = data.matrix
-    # hold out, per user, the first unseen item of their group: only a personalised model finds it
-    rows, cols = [], []
-    for u in range(X.shape[0]):
-        seen = set(X.indices[X.indptr[u]:X.indptr[u + 1]].tolist())
-        cols.append(next(i for i in range(u % 2, X.shape[1], 2) if i not in seen))
-        rows.append(u)
-    V = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=X.shape)
+    V = _held_out(data.matrix, 0)
     blend = Blend([("popularity", {}), ("ease", {"l2": 1.0})], weights=[0.9, 0.1]).fit(data)
     blend.tune_weights(V, k=5, step=0.25)
     assert blend.weights_[1] >= 0.5
@@ -112,3 +116,45 @@ def test_abilities_follow_the_members() -> None:
     assert Blend([("ease", {}), ("popularity", {})]).scores_histories
     assert Blend([("ease", {}), ("popularity", {})]).uses_context
     assert not Blend([("ease", {})]).uses_context
+
+
+MEMBERS = [("popularity", {}), ("ease", {"l2": 1.0})]
+
+
+def test_tune_weights_on_one_fold_is_tune_weights() -> None:
+    data = checkerboard()
+    V = _held_out(data.matrix, 0)
+    weights, score = tune_weights_on_folds(MEMBERS, [(data, V)], normalize="zscore", k=5,
+                                           step=0.25)
+    blend = Blend(MEMBERS, normalize="zscore").fit(data).tune_weights(V, k=5, step=0.25)
+    np.testing.assert_array_equal(weights, blend.weights_)
+    assert score == pytest.approx(blend.tuned_score_, rel=1e-12)
+
+
+def test_tune_weights_on_folds_pools_the_users_of_every_fold() -> None:
+    """The returned score is the NDCG of the chosen weights over both folds' users together
+    (a fold of 40 users weighs four times a fold of 10), recomputed here from the blend's own
+    recommendations."""
+    data = checkerboard()
+    X = data.matrix
+    folds = [(X, _held_out(X, 0)), (X, _held_out(X, 1, range(10)))]
+    weights, score = tune_weights_on_folds(MEMBERS, folds, k=5, step=0.25)
+    assert weights.sum() == pytest.approx(1.0) and weights[1] >= 0.5
+    total, n = 0.0, 0
+    for train, V in folds:
+        users = np.flatnonzero(np.diff(V.indptr))
+        items, _ = Blend(MEMBERS, weights=weights).fit(train).recommend_batch(users, k=5)
+        total += float(ranking_metrics(items, V[users], (5,))["ndcg@5"].sum())
+        n += users.size
+    assert n == 50
+    assert score == pytest.approx(total / n, rel=1e-6)
+
+
+def test_tune_weights_on_folds_refuses_bad_folds() -> None:
+    data = checkerboard()
+    with pytest.raises(InvalidInput, match="'folds'"):
+        tune_weights_on_folds(MEMBERS, [])
+    with pytest.raises(InvalidInput, match="'folds'"):
+        tune_weights_on_folds(MEMBERS, [data])
+    with pytest.raises(InvalidInput, match="validation must have shape"):
+        tune_weights_on_folds(MEMBERS, [(data, sp.csr_matrix((3, 3)))])

@@ -36,6 +36,7 @@ HISTORY = ([1, 4, 7, 20], [1.0, 2.0, 1.0, 0.5])
 @pytest.mark.parametrize("name, params", [
     ("itemknn", {"k": 10}),
     ("itemknn", {"similarity": "bm25", "k": 10}),
+    ("rp3beta", {"k": 10}),
     ("ease", {"l2": 5.0}),
     ("ease", {"l2": 5.0, "implicit": True}),
     ("als", {"factors": 6, "iterations": 5, "random_state": 3, "num_threads": 1}),

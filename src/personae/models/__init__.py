@@ -25,6 +25,7 @@ from personae.models.base import (
 MODELS: dict[str, str] = {
     "popularity": "personae.models.popularity:Popularity",
     "itemknn": "personae.models.itemknn:ItemKNN",
+    "rp3beta": "personae.models.rp3beta:RP3beta",
     "ease": "personae.models.ease:EASE",
     "gfcf": "personae.models.gfcf:GFCF",
     "als": "personae.models.als:ALS",

@@ -2,7 +2,9 @@
 
 Each member's scores are normalised per user row over the items the user has *not* seen (the
 only ones that can be recommended), then summed with the blend's weights:
-``score = Σ_m w_m · normalise(score_m)``.
+``score = Σ_m w_m · normalise(score_m)``. The weights are chosen on held-out data by a grid
+search: :meth:`Blend.tune_weights` on one validation split, :func:`tune_weights_on_folds` on
+several.
 """
 
 from __future__ import annotations
@@ -178,7 +180,8 @@ class Blend(Recommender):
         Tries every weight vector on the simplex grid of spacing ``step`` (for 3 members and
         step 0.1: 66 vectors), in a fixed order; the first best wins, so the result is
         deterministic. The members' normalised scores for the validation users are held in
-        memory (n_validation_users × n_items × n_members float32).
+        memory (n_validation_users × n_items × n_members float32). To choose on several
+        validation splits at once, see :func:`tune_weights_on_folds`.
 
         Parameters
         ----------
@@ -186,18 +189,22 @@ class Blend(Recommender):
             Held-out positives of training users (rows without any are skipped); the training
             items stay excluded from the rankings.
         """
+        grid, totals, n_users = self._grid_ndcg(validation, k=k, step=step)
+        best = _first_best(totals / n_users)
+        self.weights_ = np.asarray(grid[best], dtype=np.float64)
+        self.tuned_score_ = float(totals[best] / n_users)
+        return self
+
+    def _grid_ndcg(self, validation: sp.spmatrix, *, k: int, step: float
+                   ) -> tuple[list[np.ndarray], np.ndarray, int]:
+        """Every weight vector of the ``step`` grid, the NDCG@``k`` each reaches summed over
+        the validation users (float64, one per vector), and the number of those users."""
         self._check_fitted()
         V = sp.csr_matrix(validation)
         if V.shape != (self.n_users_, self.n_items_):
             raise InvalidInput(f"validation must have shape {(self.n_users_, self.n_items_)} "
                                f"(users × items of the training data), got {V.shape}")
-        if not 0 < step <= 1:
-            raise InvalidInput(f"step must be in (0, 1], got {step!r}")
-        n_steps = round(1.0 / step)
-        n_grid = math.comb(n_steps + len(self.members_) - 1, len(self.members_) - 1)
-        if n_grid > _MAX_GRID:
-            raise InvalidInput(f"{n_grid} weight vectors for {len(self.members_)} models at step "
-                               f"{step}: choose a larger step (at most {_MAX_GRID} vectors)")
+        grid = _grid(len(self.members_), step)
         users = np.flatnonzero(np.diff(V.indptr))
         if users.size == 0:
             raise InvalidInput("validation holds no positives")
@@ -205,16 +212,11 @@ class Blend(Recommender):
         parts = self._member_scores(seen, lambda m: m.score_users(users))
         exclude = _dense_mask(seen)
         truth = V[users]
-        best, best_w = -1.0, self.weights_
-        for w in _simplex(len(parts), n_steps):
-            scores = _weighted(parts, w)
-            items, _ = topk(scores, k, exclude=exclude)
-            value = float(ranking_metrics(items, truth, (k,))[f"ndcg@{k}"].mean())
-            if value > best + 1e-12:
-                best, best_w = value, w
-        self.weights_ = np.asarray(best_w, dtype=np.float64)
-        self.tuned_score_ = best
-        return self
+        totals = np.empty(len(grid))
+        for j, w in enumerate(grid):
+            items, _ = topk(_weighted(parts, w), k, exclude=exclude)
+            totals[j] = float(ranking_metrics(items, truth, (k,))[f"ndcg@{k}"].sum())
+        return grid, totals, int(users.size)
 
     # ------------------------------------------------------------------ persistence
 
@@ -237,6 +239,61 @@ class Blend(Recommender):
     def _set_meta(self, meta: Mapping[str, Any]) -> None:
         self.weights_ = np.asarray(meta["weights"], dtype=np.float64)
         self.tuned_score_ = meta.get("tuned_score")
+
+
+def tune_weights_on_folds(models: Sequence[Member],
+                          folds: Sequence[tuple[Any, sp.spmatrix]], *,
+                          normalize: str = "minmax", k: int = 10, step: float = 0.1
+                          ) -> tuple[np.ndarray, float]:
+    """Blend weights chosen on several validation splits at once.
+
+    One validation split of a few hundred users leaves the NDCG of neighbouring weight
+    vectors within its noise, so the vector it picks varies from split to split (ml-100k P1,
+    members DLAE, GF-CF, ALS and two-tower, 8 validation splits of the training pairs: weights
+    chosen on one split reached NDCG@10 0.2711 on another, on average; chosen on three
+    together, 0.2725; on seven, 0.2721). Here a
+    :class:`Blend` of ``models`` is fit on each fold's training data and every weight vector of
+    the ``step`` grid is scored on each fold's held-out items (as :meth:`Blend.tune_weights`
+    does on one); the vector with the best NDCG@``k`` over all the folds' users together wins
+    (the first best, in the grid's fixed order).
+
+    Parameters
+    ----------
+    models : sequence of Recommender or (name, params)
+        The members, as for :class:`Blend`.
+    folds : sequence of (training data, validation matrix)
+        Per fold, what the members are fit on (Interactions or a sparse matrix, shape
+        (n_users, n_items)) and the held-out positives of the same shape. With one fold this is
+        ``Blend(models, normalize=normalize).fit(train).tune_weights(validation)``.
+    normalize : {"minmax", "zscore", "rank"}, default "minmax"
+        As for :class:`Blend`.
+    k, step
+        As for :meth:`Blend.tune_weights`.
+
+    Returns
+    -------
+    weights : ndarray of float64, shape (n_members,)
+        Summing to 1.
+    score : float
+        The NDCG@``k`` these weights reach, averaged over every fold's validation users.
+    """
+    if isinstance(folds, str | bytes) or not isinstance(folds, Sequence) or len(folds) == 0:
+        raise InvalidInput("The 'folds' parameter of tune_weights_on_folds must be a non-empty "
+                           f"list of (train, validation) pairs. Got {folds!r} instead.")
+    grid: list[np.ndarray] = []
+    totals = np.zeros(0)
+    n_users = 0
+    for j, fold in enumerate(folds):
+        if not isinstance(fold, Sequence) or len(fold) != 2:
+            raise InvalidInput("The 'folds' parameter of tune_weights_on_folds must hold "
+                               f"(train, validation) pairs. Got {fold!r} at {j} instead.")
+        train, validation = fold
+        blend = Blend(models, normalize=normalize).fit(train)
+        grid, fold_totals, fold_users = blend._grid_ndcg(validation, k=k, step=step)
+        totals = fold_totals if j == 0 else totals + fold_totals
+        n_users += fold_users
+    best = _first_best(totals / n_users)
+    return np.asarray(grid[best], dtype=np.float64), float(totals[best] / n_users)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -282,6 +339,28 @@ def _weighted(parts: list[np.ndarray], weights: Sequence[float] | np.ndarray) ->
         if w:
             out += np.float32(w) * part
     return out
+
+
+def _grid(n: int, step: float) -> list[np.ndarray]:
+    """The weight vectors :meth:`Blend.tune_weights` tries for ``n`` members."""
+    if not 0 < step <= 1:
+        raise InvalidInput(f"step must be in (0, 1], got {step!r}")
+    n_steps = round(1.0 / step)
+    n_grid = math.comb(n_steps + n - 1, n - 1)
+    if n_grid > _MAX_GRID:
+        raise InvalidInput(f"{n_grid} weight vectors for {n} models at step {step}: choose a "
+                           f"larger step (at most {_MAX_GRID} vectors)")
+    return list(_simplex(n, n_steps))
+
+
+def _first_best(values: np.ndarray) -> int:
+    """The best index of a scan in order, where a later value replaces the best only when it
+    is larger by more than 1e-12: among near-ties (float noise) the first wins."""
+    best, at = -np.inf, 0
+    for j, value in enumerate(values):
+        if value > best + 1e-12:
+            best, at = float(value), j
+    return at
 
 
 def _simplex(n: int, steps: int) -> Any:

@@ -189,9 +189,9 @@ def explain(
     Parameters
     ----------
     model : Recommender
-        A fitted model. Exact splits for ``itemknn``, ``ease``, ``als``, ``popularity`` and any
-        model with a ``contributions`` method; leave-one-out for other models that score
-        histories; ``method="none"`` otherwise.
+        A fitted model. Exact splits for ``itemknn``, ``rp3beta``, ``ease``, ``als``,
+        ``popularity`` and any model with a ``contributions`` method; leave-one-out for other
+        models that score histories; ``method="none"`` otherwise.
     history : item indices (n,), or (item indices, weights), or None
         The user's history as the model scores it (weights default to 1; repeated items add
         up). ``None`` or empty: nothing to attribute (popularity still explains).
@@ -291,7 +291,7 @@ def _contributions(model: Any, items: np.ndarray, weights: np.ndarray, targets: 
     if callable(custom):
         return np.asarray(custom(items, weights, targets, context), dtype=np.float64), "exact"
     name = getattr(model, "name", "")
-    if name == "itemknn":
+    if name in ("itemknn", "rp3beta"):  # scores = history weights × item-item matrix
         S = model.similarity_[items][:, targets].toarray().astype(np.float64)
         return weights[:, None] * S, "exact"
     if name == "ease":
