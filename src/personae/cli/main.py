@@ -408,6 +408,7 @@ def generate(
 DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
     "popularity": {},
     "itemknn": {"k": [50, 100, 200], "shrinkage": [0.0, 10.0], "similarity": ["cosine", "bm25"]},
+    "rp3beta": {"alpha": [0.5, 0.75, 1.0], "beta": [0.3, 0.6], "k": [200, 800]},
     "ease": {"l2": [100.0, 250.0, 500.0, 1000.0], "dropout": [0.0, 0.5]},
     "gfcf": {"k": [32, 64, 128], "alpha": [0.3, 1.0]},
     "als": {"factors": [64, 128], "regularization": [0.01, 0.1], "iterations": [15]},
