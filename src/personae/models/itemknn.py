@@ -23,7 +23,47 @@ _SIMILARITIES = ("cosine", "bm25", "tfidf")
 _BLOCK_CELLS = 64_000_000
 
 
-class ItemKNN(Recommender):
+class ItemItem(Recommender):
+    """A model that scores a history by an item-item matrix: ``scores = history @
+    similarity_`` (item-kNN, RP3beta). Subclasses set ``similarity_`` in ``_fit``; scoring,
+    fold-in of unseen histories and the artifact's arrays are shared here."""
+
+    scores_histories: ClassVar[bool] = True
+
+    similarity_: sp.csr_matrix
+
+    def _score_users(self, users: np.ndarray, context: Mapping[str, Any] | None) -> np.ndarray:
+        return self._score_histories(self.user_items_[users], context)
+
+    def _score_histories(self, histories: sp.csr_matrix,
+                         context: Mapping[str, Any] | None) -> np.ndarray:
+        return np.asarray((histories @ self.similarity_).toarray(), dtype=np.float32)
+
+    def _score_history(self, items: np.ndarray, weights: np.ndarray,
+                       context: Mapping[str, Any] | None) -> np.ndarray:
+        # The history's rows of S, weighted and summed by column: one bincount instead of a
+        # sparse × sparse product and its conversion to dense.
+        S = self.similarity_
+        starts, lengths = S.indptr[items], np.diff(S.indptr)[items]
+        total = int(lengths.sum())
+        offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        at = np.arange(total) + offsets
+        values = S.data[at].astype(np.float64) * np.repeat(weights, lengths)
+        return np.bincount(S.indices[at], weights=values,
+                           minlength=self.n_items_).astype(np.float32)
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        S = self.similarity_
+        return {"S_data": S.data, "S_indices": S.indices, "S_indptr": S.indptr}
+
+    def _set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.similarity_ = sp.csr_matrix(
+            (arrays["S_data"], arrays["S_indices"], arrays["S_indptr"]),
+            shape=(self.n_items_, self.n_items_),
+        )
+
+
+class ItemKNN(ItemItem):
     """Item-item collaborative filtering.
 
     Parameters
@@ -112,26 +152,6 @@ class ItemKNN(Recommender):
 
     # ------------------------------------------------------------------ scoring
 
-    def _score_users(self, users: np.ndarray, context: Mapping[str, Any] | None) -> np.ndarray:
-        return self._score_histories(self.user_items_[users], context)
-
-    def _score_histories(self, histories: sp.csr_matrix,
-                         context: Mapping[str, Any] | None) -> np.ndarray:
-        return np.asarray((histories @ self.similarity_).toarray(), dtype=np.float32)
-
-    def _score_history(self, items: np.ndarray, weights: np.ndarray,
-                       context: Mapping[str, Any] | None) -> np.ndarray:
-        # The history's rows of S, weighted and summed by column: one bincount instead of a
-        # sparse × sparse product and its conversion to dense.
-        S = self.similarity_
-        starts, lengths = S.indptr[items], np.diff(S.indptr)[items]
-        total = int(lengths.sum())
-        offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-        at = np.arange(total) + offsets
-        values = S.data[at].astype(np.float64) * np.repeat(weights, lengths)
-        return np.bincount(S.indices[at], weights=values,
-                           minlength=self.n_items_).astype(np.float32)
-
     def similar_items(self, item: int, k: int = 10) -> Recommendations:
         """The (at most ``k``) items most similar to ``item``, best first, itself excluded."""
         self._check_fitted()
@@ -141,18 +161,6 @@ class ItemKNN(Recommender):
         order = np.lexsort((col.row, -col.data))[: max(0, int(k))]
         return Recommendations(col.row[order].astype(np.int64),
                                col.data[order].astype(np.float32))
-
-    # ------------------------------------------------------------------ persistence
-
-    def _get_state(self) -> dict[str, np.ndarray]:
-        S = self.similarity_
-        return {"S_data": S.data, "S_indices": S.indices, "S_indptr": S.indptr}
-
-    def _set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self.similarity_ = sp.csr_matrix(
-            (arrays["S_data"], arrays["S_indices"], arrays["S_indptr"]),
-            shape=(self.n_items_, self.n_items_),
-        )
 
 
 # ---------------------------------------------------------------------- weighting
@@ -213,7 +221,7 @@ def _similarity(W: sp.csr_matrix, X: sp.csr_matrix, *, k: int, cosine: bool, alp
         left = sq ** -alpha
         right = sq ** -(1.0 - alpha)
     block = max(1, min(n_items, _BLOCK_CELLS // max(n_items, 1)))
-    rows, cols, vals = [], [], []
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for start in range(0, n_items, block):
         stop = min(n_items, start + block)
         D = (Wt @ Wc[:, start:stop]).toarray()
@@ -226,20 +234,38 @@ def _similarity(W: sp.csr_matrix, X: sp.csr_matrix, *, k: int, cosine: bool, alp
         if penalty is not None:
             D *= penalty[None, start:stop]
         D[np.arange(start, stop), np.arange(stop - start)] = 0.0  # an item is not its neighbour
-        if k < n_items:
-            idx = np.argpartition(-D, k - 1, axis=0)[:k]
-            top = np.take_along_axis(D, idx, axis=0)
-        else:
-            idx = np.broadcast_to(np.arange(n_items)[:, None], D.shape)
-            top = D
-        keep = top > 0
-        rows.append(idx[keep])
-        cols.append(np.nonzero(keep)[1] + start)
-        vals.append(top[keep].astype(np.float32))
-    S = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(n_items, n_items), dtype=np.float32,
-    )
+        parts.append(top_k_block(D, k, axis=0, offset=start))
+    return from_blocks(parts, n_items)
+
+
+def top_k_block(D: np.ndarray, k: int, axis: int, offset: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` largest positive entries of each column (``axis=0``) or row (``axis=1``) of a
+    dense block ``D`` of an item-item matrix whose columns (rows) start at item ``offset``: as
+    COO (rows, cols, float32 values) in the whole matrix's indices."""
+    n = D.shape[axis]
+    if k < n:
+        idx = np.argpartition(-D, k - 1, axis=axis)
+        idx = idx[:k] if axis == 0 else idx[:, :k]
+        top = np.take_along_axis(D, idx, axis=axis)
+    else:
+        idx = np.broadcast_to(np.arange(n)[:, None] if axis == 0 else np.arange(n)[None, :],
+                              D.shape)
+        top = D
+    keep = top > 0
+    picked, along = idx[keep], np.nonzero(keep)[1 - axis] + offset
+    rows, cols = (picked, along) if axis == 0 else (along, picked)
+    return rows, cols, top[keep].astype(np.float32)
+
+
+def from_blocks(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_items: int
+                ) -> sp.csr_matrix:
+    """The float32 (n_items, n_items) CSR matrix (sorted indices) of :func:`top_k_block`'s
+    parts."""
+    if not parts:
+        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    rows, cols, vals = (np.concatenate(a) for a in zip(*parts, strict=True))
+    S = sp.csr_matrix((vals, (rows, cols)), shape=(n_items, n_items), dtype=np.float32)
     S.sort_indices()
     return S
 

@@ -15,7 +15,6 @@ and each source item ``i`` keeps its ``k`` largest ``W_ij``. A user's scores are
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,13 +22,14 @@ import scipy.sparse as sp
 
 from personae.errors import InvalidInput
 from personae.models._params import check_float, check_int, check_number
-from personae.models.base import Recommendations, Recommender
+from personae.models.base import Recommendations
+from personae.models.itemknn import ItemItem, from_blocks, top_k_block
 
 #: Upper bound on one dense block of the transition computation, in float64 cells (256 MB).
 _BLOCK_CELLS = 32_000_000
 
 
-class RP3beta(Recommender):
+class RP3beta(ItemItem):
     """Random walk of three steps with a popularity penalty.
 
     Parameters
@@ -73,13 +73,6 @@ class RP3beta(Recommender):
 
     # ------------------------------------------------------------------ scoring
 
-    def _score_users(self, users: np.ndarray, context: Mapping[str, Any] | None) -> np.ndarray:
-        return self._score_histories(self.user_items_[users], context)
-
-    def _score_histories(self, histories: sp.csr_matrix,
-                         context: Mapping[str, Any] | None) -> np.ndarray:
-        return np.asarray((histories @ self.similarity_).toarray(), dtype=np.float32)
-
     def similar_items(self, item: int, k: int = 10) -> Recommendations:
         """The (at most ``k``) items that ``item`` leads to most, best first, itself excluded."""
         self._check_fitted()
@@ -91,18 +84,6 @@ class RP3beta(Recommender):
         cols, vals = S.indices[start:stop], S.data[start:stop]
         order = np.lexsort((cols, -vals))[: max(0, int(k))]
         return Recommendations(cols[order].astype(np.int64), vals[order].astype(np.float32))
-
-    # ------------------------------------------------------------------ persistence
-
-    def _get_state(self) -> dict[str, np.ndarray]:
-        S = self.similarity_
-        return {"S_data": S.data, "S_indices": S.indices, "S_indptr": S.indptr}
-
-    def _set_state(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self.similarity_ = sp.csr_matrix(
-            (arrays["S_data"], arrays["S_indices"], arrays["S_indptr"]),
-            shape=(self.n_items_, self.n_items_),
-        )
 
 
 def _transitions(X: sp.csr_matrix, *, alpha: float, beta: float, k: int) -> sp.csr_matrix:
@@ -122,25 +103,11 @@ def _transitions(X: sp.csr_matrix, *, alpha: float, beta: float, k: int) -> sp.c
     penalty = np.where(popularity > 0, popularity, 1.0) ** -beta
     k = min(k, max(n_items - 1, 1))
     block = max(1, min(n_items, _BLOCK_CELLS // max(n_items, 1)))
-    rows, cols, vals = [], [], []
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for start in range(0, n_items, block):
         stop = min(n_items, start + block)
         D = (P_iu[start:stop] @ P_ui).toarray()
         D *= penalty[None, :]
         D[np.arange(stop - start), np.arange(start, stop)] = 0.0  # no walk back to itself
-        if k < n_items:
-            idx = np.argpartition(-D, k - 1, axis=1)[:, :k]
-            top = np.take_along_axis(D, idx, axis=1)
-        else:
-            idx = np.broadcast_to(np.arange(n_items)[None, :], D.shape)
-            top = D
-        keep = top > 0
-        rows.append(np.nonzero(keep)[0] + start)
-        cols.append(idx[keep])
-        vals.append(top[keep].astype(np.float32))
-    W = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(n_items, n_items), dtype=np.float32,
-    )
-    W.sort_indices()
-    return W
+        parts.append(top_k_block(D, k, axis=1, offset=start))
+    return from_blocks(parts, n_items)
