@@ -67,3 +67,46 @@ def test_a_new_user_is_served_from_their_demographics(store: Store, tmp_path: Pa
         assert all(x > y for x, y in zip(gap["new_a"], gap["new_b"], strict=True)), gap
     finally:
         eng.close()
+
+
+def test_a_user_without_events_is_served_from_their_demographics(store: Store,
+                                                                  tmp_path: Path) -> None:
+    """Signed up after training, no event yet: the cold-start policy blends the two-tower
+    model's scores for the stored attributes with the prior (``demographics`` path). In this
+    world the prior prefers no genre, so the taste decides; without the attributes (or with
+    ``demographics_weight=0``) both users get the prior's one list."""
+    from personae.service.coldstart import ColdStartPolicy
+
+    populate(store)
+    eng = Engine(store, tmp_path / "models", refresh_interval=0.0, explore_new_items=0)
+    try:
+        mv = eng.train("twotower", PARAMS, background=False)
+        assert mv.status == "active", mv.message
+        store.upsert_users([User("new_a", attributes={"taste": "A", "income": 5000}),
+                            User("new_b", attributes={"taste": "B", "income": 5000}),
+                            User("new_x", attributes={"shoe_size": 42})])
+        lists, paths = {}, {}
+        for user in ("new_a", "new_b", "new_x"):
+            res = eng.recommend(RecommendRequest(user, k=6, explain=True))
+            lists[user] = "".join(i.item_id[0] for i in res.items)
+            paths[user] = (res.strategy, res.cold_start_path)
+            assert all(i.reasons for i in res.items), res.items  # the prior's part explains
+        assert paths["new_a"] == paths["new_b"] == ("cold-start-demographics", "demographics")
+        assert lists["new_a"].count("a") >= 5 and lists["new_b"].count("b") >= 5, lists
+        # no model field among the attributes: the prior's path, as before
+        assert paths["new_x"][1] == "segment_popularity"
+        art = eng._state.artifact
+        empty = np.zeros(0, np.int64)
+        ctx = {"user": {"taste": "A", "income": 5000}, "ts": 1_700_050_000.0}
+        off = ColdStartPolicy(art.prior, art.model, demographics_weight=0.0).score(
+            empty, context=ctx)
+        plain = ColdStartPolicy(art.prior, art.model).score(empty, context={"ts": ctx["ts"]})
+        assert off.path == plain.path == "segment_popularity"
+        np.testing.assert_array_equal(off.scores, plain.scores)
+        on = ColdStartPolicy(art.prior, art.model).score(empty, context=ctx)
+        assert on.path == "demographics" and on.history_weight == 0.25
+        for bad in (-0.1, 1.5, "half", True):
+            with pytest.raises(ValueError, match="demographics_weight"):
+                ColdStartPolicy(art.prior, art.model, demographics_weight=bad)
+    finally:
+        eng.close()

@@ -284,12 +284,12 @@ class RecommendationsOut(BaseModel):
     items: list[RecommendedItemOut]
     model_version: str | None
     strategy: str = Field(description="model, fold-in, session, cold-start-popularity, "
-                                      "cold-start-segment, similar, rank, rank-linucb or "
-                                      "rank-thompson.")
+                                      "cold-start-segment, cold-start-demographics, query, "
+                                      "similar, rank, rank-linucb or rank-thompson.")
     page: int
     cold_start_path: str | None = Field(
         default=None, description="For a user the model was not trained on: the cold-start "
-        "policy's path (segment_popularity, history_blend or history).")
+        "policy's path (segment_popularity, demographics, history_blend or history).")
 
 
 class RankIn(BaseModel):

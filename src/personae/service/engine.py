@@ -467,6 +467,8 @@ class Engine:
             scores = self._score(state, stored_uid, hist, context)
         if path == "segment_popularity":
             strategy = "cold-start-segment"
+        elif path == "demographics":
+            strategy = "cold-start-demographics"
         elif scores is None or art is None:
             strategy = "cold-start-popularity"
         elif uid is None:
@@ -1160,7 +1162,10 @@ class Engine:
         cat = state.catalog
         art = state.artifact
         by_col: dict[int, Any] = {}
-        if art is not None and path == "segment_popularity" and art.prior is not None:
+        # without history the prior explains (on the demographics path it holds 1 -
+        # demographics_weight of the score; the model's part names no history item)
+        if art is not None and path in ("segment_popularity", "demographics") \
+                and art.prior is not None:
             targets = np.array([state.col_of_pos[cat.pos[it.item_id]] for it in items
                                 if it.source == "model"], dtype=np.int64)
             ctx = {**dict(context or {}), "ts": dict(context or {}).get("ts", utcnow())}

@@ -25,7 +25,7 @@ RANGE_KEYS = ("gt", "gte", "lt", "lte")
 #: events, an anonymous session, popularity for a user with no usable history, similar items,
 #: a ranking of candidates.
 STRATEGIES = ("model", "fold-in", "session", "cold-start-popularity", "cold-start-segment",
-              "query", "similar", "rank",
+              "cold-start-demographics", "query", "similar", "rank",
               "rank-linucb", "rank-thompson")
 
 
@@ -290,7 +290,7 @@ class RecommendResponse:
     ``rec_id`` identifies it for attribution (events, rewards) and paging (``after``);
     ``strategy`` says which path produced it (see :data:`STRATEGIES`); ``page`` starts at 1.
     ``cold_start_path``: for a user the model was not trained on, the path the cold-start
-    policy took (``segment_popularity``, ``history_blend`` or ``history``, see
+    policy took (``segment_popularity``, ``demographics``, ``history_blend`` or ``history``, see
     :mod:`personae.service.coldstart`).
     """
 
