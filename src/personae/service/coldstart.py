@@ -250,12 +250,15 @@ class ColdStartPolicy:
         return PATH_SHORT_HISTORY, n_history / (n_history + self.blend_k)
 
     def _scores_attributes(self, context: Mapping[str, Any] | None) -> bool:
-        """Whether the model scores this request's user attributes (``context["user"]``): it
-        was trained with user fields (``user_fields_``) and the request names one of them."""
-        fields = getattr(self.model, "user_fields_", None)
+        """Whether the model scores this request's user attributes (``context["user"]``):
+        it does (:func:`personae.service.training.scores_user_attributes`) and the request
+        names one of its user fields."""
+        from personae.service.training import scores_user_attributes
+
         user = (context or {}).get("user")
-        return bool(self.demographics_weight > 0 and fields and isinstance(user, Mapping)
-                    and any(user.get(f) is not None for f in fields))
+        return bool(self.demographics_weight > 0 and isinstance(user, Mapping)
+                    and scores_user_attributes(self.model)
+                    and any(user.get(f) is not None for f in self.model.user_fields_))
 
     def score(
         self,
@@ -289,13 +292,9 @@ class ColdStartPolicy:
         prior_scores = self._log_prior(seg, context)
         known = ~self.new_items
         if path == PATH_NO_HISTORY and self._scores_attributes(context):
-            assert self.model is not None
+            # the model scores the (empty) history with the attributes, blended as below
             path, hw = PATH_DEMOGRAPHICS, self.demographics_weight
-            model_scores = np.asarray(self.model.score_history(
-                np.zeros(0, np.int64), np.zeros(0, np.float32), context), dtype=np.float64)
-            scores = hw * standardise(model_scores, known) + \
-                (1.0 - hw) * standardise(prior_scores, known)
-        elif path == PATH_NO_HISTORY:
+        if path == PATH_NO_HISTORY:
             scores = prior_scores
         else:
             assert self.model is not None

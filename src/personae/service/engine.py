@@ -44,7 +44,7 @@ from personae.service.training import (
     forget_in_artifact,
     load_artifact,
     new_version_id,
-    takes_side_features,
+    scores_user_attributes,
     train_version,
 )
 from personae.service.types import (
@@ -452,7 +452,7 @@ class Engine:
         path = segment = None
         cold = stored_uid not in art.user_pos if uid is not None and art is not None \
             else not hist.positive.size
-        demographics = art is not None and _scores_user_attributes(art.model)
+        demographics = art is not None and scores_user_attributes(art.model)
         attributes = None
         if uid is not None and art is not None and (
                 demographics or (cold and art.prior is not None and art.segment is not None)):
@@ -568,7 +568,7 @@ class Engine:
         hist = self._history(state, raw, np.zeros(0, np.int64))
         art = state.artifact
         attributes = (self._user_attributes(uid) if uid is not None and art is not None
-                      and _scores_user_attributes(art.model) else None)
+                      and scores_user_attributes(art.model) else None)
         scores = self._score(state, stored_uid, hist, _model_context(ctx, attributes))
         allowed = np.zeros(len(state.catalog), dtype=bool)
         allowed[positions] = True
@@ -1434,13 +1434,6 @@ class Engine:
         with self._refresh_lock:
             self._failed_loads.discard(artifact.version)
             self._state = self._build_state(self._state.catalog, artifact)
-
-
-def _scores_user_attributes(model: Any) -> bool:
-    """Whether ``model`` scores a user's stored attributes (demographics), given as
-    ``context["user"]``: its ``fit`` takes side features and it kept the user fields to encode
-    them with (the two-tower model; not its artifacts from before those were saved)."""
-    return bool(getattr(model, "user_fields_", None)) and takes_side_features(model.name)
 
 
 def _model_context(context: Mapping[str, Any] | None,

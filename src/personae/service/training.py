@@ -129,6 +129,13 @@ def takes_side_features(model: str) -> bool:
     return "side" in inspect.signature(get_model_class(model).fit).parameters
 
 
+def scores_user_attributes(model: Any) -> bool:
+    """Whether ``model`` scores a user's stored attributes (demographics), given as
+    ``context["user"]``: its ``fit`` takes side features and it kept the user fields to encode
+    them with (the two-tower model; not its artifacts from before those were saved)."""
+    return bool(getattr(model, "user_fields_", None)) and takes_side_features(model.name)
+
+
 def side_features(store: Store, view: Any, models_dir: Path,
                   text_encoder: str | None) -> Any:
     """The item, user and context features a training job gives to models that take them:
