@@ -42,10 +42,9 @@ import numpy as np
 import scipy.sparse as sp
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bench_models import command_line, load_view  # noqa: E402
+from bench_models import command_line, interpreter, load_view  # noqa: E402
 
 from personae.data.side import split_interactions  # noqa: E402
 from personae.evaluate import evaluate, leave_last_out, random_holdout  # noqa: E402
@@ -203,9 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown models {sorted(unknown)}")
     json_path, md_path = RESULTS / f"{args.out}.json", RESULTS / f"{args.out}.md"
     run = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) \
-        else sys.executable
-    meta = {"command": command_line(f"{python} bench/bench_neural.py", argv),
+    meta = {"command": command_line(f"{interpreter()} bench/bench_neural.py", argv),
             "python": sys.version.split()[0], "platform": platform.platform(),
             "cores": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:

@@ -44,10 +44,9 @@ import numpy as np
 import scipy.sparse as sp
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bench_models import SHARED, command_line, environment  # noqa: E402
+from bench_models import SHARED, command_line, environment, interpreter  # noqa: E402
 
 from personae.evaluate.metrics import mae, rmse  # noqa: E402
 from personae.models.twotower import TwoTower, ridge_biases  # noqa: E402
@@ -196,11 +195,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="ratings")
     args = parser.parse_args(argv)
     json_path, md_path = RESULTS / f"{args.out}.json", RESULTS / f"{args.out}.md"
-    python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) \
-        else sys.executable
     threads = os.environ.get("OMP_NUM_THREADS")
     env = f"OMP_NUM_THREADS={threads} " if threads else ""
-    meta = {"command": command_line(f"{env}{python} bench/bench_ratings.py", argv),
+    meta = {"command": command_line(f"{env}{interpreter()} bench/bench_ratings.py", argv),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "environment": environment()}
     tuning = None
