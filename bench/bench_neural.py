@@ -58,8 +58,8 @@ RESULTS = HERE / "results"
 CONFIG: dict[str, dict[str, Any]] = {
     "sasrec": {"factors": 64, "n_layers": 2, "n_heads": 2, "max_len": 30, "window_overlap": 10,
                "random_windows": True, "dropout": 0.2, "epochs": 25, "batch_size": 128,
-               "learning_rate": 5e-3, "lr_decay": True, "loss": "ce", "random_state": SEED,
-               "num_threads": 2},
+               "learning_rate": 5e-3, "lr_decay": True, "loss": "ce", "init": "svd",
+               "random_state": SEED, "num_threads": 2},
     "twotower": {"factors": 600, "epochs": 40, "batch_size": 100, "learning_rate": 2e-3,
                  "lr_decay": True, "l2": 3e-4, "input_keep": 0.5, "targets": "all",
                  "user_mlp": False, "tie_items": True, "dropout": 0.0, "init": "svd",

@@ -54,7 +54,7 @@ class TestSASRec(ModelConformance):
     invalid_params = [("factors", 0), ("n_heads", 3), ("dropout", 1.0), ("loss", "bpr"),
                       ("learning_rate", -1.0), ("validation", 1.5), ("max_len", "long"),
                       ("window_overlap", 16), ("window_overlap", -1),
-                      ("random_windows", "yes"), ("exclude_seen", "yes")]
+                      ("random_windows", "yes"), ("exclude_seen", "yes"), ("init", "pca")]
 
     def make_model(self, **params: Any) -> SASRec:
         return SASRec(**{**SMALL, **params})
@@ -277,3 +277,29 @@ def test_seen_before_lists_the_items_read_up_to_each_position() -> None:
 def test_exclude_seen_needs_the_full_softmax() -> None:
     with pytest.raises(InvalidInput, match="exclude_seen"):
         SASRec(**{**SMALL, "exclude_seen": True, "loss": "sampled"}).fit(cycles())
+
+
+def test_svd_init_starts_items_of_one_taste_close() -> None:
+    """``init="svd"``: before any step, every checkerboard item (users like either the even or
+    the odd items) has its nearest item (cosine) in its own parity, at the norm of the random
+    start; the random start knows nothing of parity (chance: about half). Same seed, same
+    start."""
+    view = shuffled_checkerboard()
+
+    def start(init: str) -> np.ndarray:
+        model = SASRec(**{**SMALL, "factors": 8, "n_heads": 1, "init": init, "epochs": 1,
+                          "learning_rate": 1e-12, "lr_decay": False}).fit(view)
+        return model.net_.items.weight.detach().numpy()[1:].copy()
+
+    def same_parity_neighbours(V: np.ndarray) -> float:
+        """Share of items whose most similar other item (cosine) has their parity."""
+        V = V / np.linalg.norm(V, axis=1, keepdims=True)
+        cos = V @ V.T
+        np.fill_diagonal(cos, -np.inf)
+        return float(np.mean(cos.argmax(axis=1) % 2 == np.arange(N_ITEMS) % 2))
+
+    svd, rand = start("svd"), start("random")
+    assert same_parity_neighbours(svd) == 1.0 and same_parity_neighbours(rand) < 0.8
+    np.testing.assert_allclose(np.linalg.norm(svd, axis=1).mean(),
+                               np.linalg.norm(rand, axis=1).mean(), rtol=1e-3)
+    np.testing.assert_array_equal(start("svd"), svd)

@@ -1,5 +1,6 @@
-"""What the PyTorch models share: the lazy import, seeding, threads, batches, early stopping,
-progress lines, and state dicts as plain numpy arrays (saved in the model's ``arrays.npz``).
+"""What the PyTorch models share: the lazy import, seeding, threads, the SVD start of item
+vectors, batches, early stopping, progress lines, and state dicts as plain numpy arrays (saved
+in the model's ``arrays.npz``).
 
 Only :mod:`personae.models.twotower` and :mod:`personae.models.sasrec` import this module, so
 ``import personae`` never loads torch.
@@ -51,6 +52,45 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def svd_item_vectors(X: Any, factors: int, random_state: int | None, *,
+                     torch: Any = None) -> np.ndarray | None:
+    """Item vectors from a truncated SVD of the user × item matrix ``X``, for the models'
+    ``init="svd"`` start: items of one taste start close.
+
+    The columns are scaled by popularity^-0.25 (a user's share of an item's count) before the
+    SVD; the result, shape (n_items, factors) float32, holds the top min(factors, min(X.shape)
+    - 1) right singular vectors (the rest zero), scaled to a mean row norm of 1 (the caller
+    sets the scale). None when there is nothing to decompose.
+
+    Up to 20M cells the SVD is dense LAPACK (deterministic, also where singular values repeat,
+    where ARPACK's basis depends on rounding): torch's when ``torch`` is given (it keeps to the
+    fit's torch threads), else numpy's; larger matrices go to ``scipy.sparse.linalg.svds``
+    seeded by ``random_state``.
+    """
+    import scipy.sparse as sp
+
+    k = min(int(factors), min(X.shape) - 1)
+    if k < 1 or X.nnz == 0:
+        return None
+    counts = np.asarray(X.sum(axis=0)).ravel()
+    Xn = sp.csr_matrix(X @ sp.diags(1.0 / np.maximum(counts, 1.0) ** 0.25), dtype=np.float64)
+    if Xn.shape[0] * Xn.shape[1] <= 20_000_000:
+        if torch is not None:
+            vt = torch.linalg.svd(torch.from_numpy(Xn.toarray()), full_matrices=False)[2]
+            vt = vt[:k].numpy()
+        else:
+            vt = np.linalg.svd(Xn.toarray(), full_matrices=False)[2][:k]
+    else:
+        from scipy.sparse.linalg import svds
+
+        v0 = np.random.default_rng(random_state).uniform(-1, 1, min(Xn.shape))
+        vt = svds(Xn, k=k, v0=v0)[2]
+    V = np.zeros((X.shape[1], int(factors)), dtype=np.float32)
+    V[:, :k] = vt.T
+    V /= max(float(np.linalg.norm(V, axis=1).mean()), 1e-12)
+    return V
 
 
 def generator(seed: int | None) -> Any:

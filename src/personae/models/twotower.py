@@ -383,24 +383,12 @@ class TwoTower(Recommender):
         return out
 
     def _svd_init(self, torch: Any, X: sp.csr_matrix) -> None:
-        """Item id vectors from a truncated SVD of X (columns scaled by popularity^-0.25)."""
-        from scipy.sparse.linalg import svds
-
-        k = min(int(self.factors), min(X.shape) - 1)
-        if k < 1 or X.nnz == 0:
+        """Item id vectors from a truncated SVD of X (:func:`~personae.models._torch.
+        svd_item_vectors`), at a mean norm of 2."""
+        V = T.svd_item_vectors(X, self.factors, self.random_state)
+        if V is None:
             return
-        counts = np.asarray(X.sum(axis=0)).ravel()
-        Xn = sp.csr_matrix(X @ sp.diags(1.0 / np.maximum(counts, 1.0) ** 0.25), dtype=np.float64)
-        if Xn.shape[0] * Xn.shape[1] <= 20_000_000:
-            # dense LAPACK: deterministic also where singular values repeat (ARPACK's basis
-            # of a repeated singular value depends on rounding)
-            vt = np.linalg.svd(Xn.toarray(), full_matrices=False)[2][:k]
-        else:
-            v0 = np.random.default_rng(self.random_state).uniform(-1, 1, min(Xn.shape))
-            vt = svds(Xn, k=k, v0=v0)[2]
-        V = np.zeros((X.shape[1], int(self.factors)), dtype=np.float32)
-        V[:, :k] = vt.T
-        V *= 2.0 / max(float(np.linalg.norm(V, axis=1).mean()), 1e-12)
+        V *= 2.0
         with torch.no_grad():
             if self.net_.id_in is not None:
                 self.net_.id_in.weight.copy_(torch.from_numpy(V))
