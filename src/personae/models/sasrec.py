@@ -270,11 +270,11 @@ class SASRec(Recommender):
         events (``items[indptr[u]:train_end[u]]``; columns scaled by popularity^-0.25, as in
         :class:`~personae.models.twotower.TwoTower`), scaled to the mean norm of the random
         start."""
-        n_users, n_items = train_end.size, int(self.n_items_)
-        lengths = train_end - indptr[:-1]
-        rows = np.repeat(np.arange(n_users), lengths)
-        cols = np.concatenate([items[a:b] for a, b in zip(indptr[:-1], train_end, strict=True)])
-        X = sp.csr_matrix((np.ones(cols.size), (rows, cols)), shape=(n_users, n_items))
+        n_users = train_end.size
+        owner = np.repeat(np.arange(n_users), np.diff(indptr))
+        keep = np.arange(items.size) < train_end[owner]
+        X = sp.csr_matrix((np.ones(int(keep.sum())), (owner[keep], items[keep])),
+                          shape=(n_users, int(self.n_items_)))
         X.data[:] = 1.0  # repeated events count once
         V = T.svd_item_vectors(X, self.factors, self.random_state, torch=torch)
         if V is None:
