@@ -10,12 +10,19 @@ model with the same parameters in each library, repeatedly, and reports the medi
 Rows: item-kNN cosine (K = 20 and 100) and BM25 (K = 100) against ``implicit``; EASE
 (λ = 500) in float64 and float32 against ``cornac``; the top-20 for every training user of the
 P1 training split (personae's ``recommend_batch``: scoring, excluding seen items, top-k).
+
+``implicit``'s ``K`` counts the item itself (its own nearest neighbour under cosine), personae's
+``k`` does not: at the same number, implicit keeps one neighbour fewer. The "same neighbours"
+rows time personae's ``k`` against implicit's ``K = k + 1``, and the ``same pairs`` column
+checks that both kept the same (item, neighbour) pairs (the share of personae's pairs that
+implicit has too, the item itself left out; exact ties may be broken either way).
 Writes ``bench/results/speed.json`` and ``speed.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -32,6 +39,7 @@ sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
 import peers  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 from bench_models import command_line, environment, load_view, make_split  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -46,6 +54,13 @@ FITS: list[tuple[str, tuple[str, dict[str, Any]], tuple[str, dict[str, Any]] | N
     ("item-kNN cosine, K=100", ("itemknn", {"k": 100}), ("implicit.cosine", {"K": 100})),
     ("item-kNN BM25, K=100", ("itemknn", {"similarity": "bm25", "k": 100}),
      ("implicit.bm25", {"K": 100})),
+    ("item-kNN cosine, same neighbours: k=20, K=21", ("itemknn", {"k": 20}),
+     ("implicit.cosine", {"K": 21})),
+    ("item-kNN cosine, same neighbours: k=100, K=101", ("itemknn", {"k": 100}),
+     ("implicit.cosine", {"K": 101})),
+    ("item-kNN BM25, same neighbours: k=100, K=101", ("itemknn", {"similarity": "bm25",
+                                                                   "k": 100}),
+     ("implicit.bm25", {"K": 101})),
     ("EASE λ=500, float64", ("ease", {"l2": 500.0}), ("cornac.ease", {"lamb": 500.0})),
     ("EASE λ=500, float32", ("ease", {"l2": 500.0, "dtype": "float32"}), None),
 ]
@@ -53,13 +68,37 @@ RECOMMENDERS = [("ease", {"l2": 500.0}), ("itemknn", {"k": 100}), ("als", {})]
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up: imports, first-touch allocations, thread pools
-    times = []
+    return paired_median_seconds([fn], repeats)[0]
+
+
+def paired_median_seconds(fns: list[Callable[[], Any]], repeats: int) -> list[float]:
+    """Median seconds of each function, run in turns (a, b, a, b, …) after one warm-up each,
+    so that the machine's slow drifts (other jobs, clock changes) fall on both alike."""
+    for fn in fns:
+        fn()  # warm-up: imports, first-touch allocations, thread pools
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, out in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
+def _fit(make: Callable[..., Any], name: str, params: dict[str, Any], X: Any) -> Any:
+    return make(name, **params).fit(X)
+
+
+def same_pairs(ours: Any, theirs: Any) -> float:
+    """Share of personae's (item, neighbour) pairs that the implicit model kept too, the item
+    itself left out. personae stores item j's neighbours in column j (``S[i, j]``: how much
+    having i recommends j), implicit in row j."""
+    mine = sp.coo_matrix(ours.similarity_.T)
+    other = sp.csr_matrix(theirs.similarity_)
+    other.setdiag(0)
+    other.eliminate_zeros()
+    found = np.asarray(other[mine.row, mine.col]).ravel() != 0
+    return float(found.mean()) if found.size else 1.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,15 +118,20 @@ def main(argv: list[str] | None = None) -> int:
             X = split.train
             users = np.arange(X.shape[0])
             for task, (name, params), peer in FITS:
-                ours = median_seconds(lambda n=name, p=params, X=X: create(n, **p).fit(X),
-                                      args.repeats)
-                theirs, peer_name = None, None
-                if peer is not None:
+                fit_ours = functools.partial(_fit, create, name, params, X)
+                theirs, peer_name, same = None, None, None
+                if peer is None:
+                    ours = median_seconds(fit_ours, args.repeats)
+                else:
                     peer_name = peer[0]
-                    theirs = median_seconds(lambda q=peer, X=X: peers.create(q[0], **q[1]).fit(X),
-                                            args.repeats)
+                    ours, theirs = paired_median_seconds(
+                        [fit_ours, functools.partial(_fit, peers.create, peer[0], peer[1], X)],
+                        args.repeats)
+                    if name == "itemknn":
+                        same = same_pairs(create(name, **params).fit(X),
+                                          peers.create(peer[0], **peer[1]).fit(X))
                 rows.append({"dataset": source, "task": f"fit {task}", "personae_s": ours,
-                             "peer": peer_name, "peer_s": theirs})
+                             "peer": peer_name, "peer_s": theirs, "same_pairs": same})
                 console.print(f"  fit {task}: personae {ours:.4f} s"
                               + (f", {peer_name} {theirs:.4f} s" if theirs is not None else ""))
             for name, params in RECOMMENDERS:
@@ -103,12 +147,13 @@ def main(argv: list[str] | None = None) -> int:
               "threads": {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS",
                                                           "OMP_NUM_THREADS")}}
     table = Table(title="median seconds, same parameters")
-    for col in ("data", "task", "personae s", "peer", "peer s", "personae / peer"):
+    for col in ("data", "task", "personae s", "peer", "peer s", "personae / peer",
+                "same pairs"):
         table.add_column(col, justify="right" if col.endswith("s") or "/" in col else "left")
     for r in rows:
         ratio = (f"{r['personae_s'] / r['peer_s']:.2f}" if r["peer_s"] else "—")
         table.add_row(r["dataset"], r["task"], f"{r['personae_s']:.4f}", r["peer"] or "—",
-                      f"{r['peer_s']:.4f}" if r["peer_s"] else "—", ratio)
+                      f"{r['peer_s']:.4f}" if r["peer_s"] else "—", ratio, _share(r))
     console.print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -127,19 +172,31 @@ def markdown(report: dict[str, Any]) -> str:
         f"{env['platform']}; commit {env['git_commit']}"
         f"{' + local changes' if env['git_dirty'] else ''}). Versions: {vers}.",
         "",
-        f"Median wall-clock seconds of {report['repeats']} runs after one warm-up, on the P1 "
+        f"Median wall-clock seconds of {report['repeats']} runs after one warm-up "
+        "(personae's and the peer's runs of a row take turns), on the P1 "
         "training split of each data set (ml-100k: 943 × 1,682, 80,367 pairs; MeLU: "
         "5,977 × 3,497, 289,672 pairs). Every library uses all cores.",
         "",
-        "| data | task | personae s | peer | peer s | personae / peer |",
-        "|---|---|---:|---|---:|---:|",
+        "implicit's `K` counts the item itself (its own nearest neighbour), personae's `k` does "
+        "not: at the same number implicit keeps one neighbour fewer per item. The *same "
+        "neighbours* rows compare personae's `k` with implicit's `K = k + 1`; *same pairs* is the "
+        "share of personae's (item, neighbour) pairs that implicit kept too (the item itself "
+        "left out; exact ties may be broken either way).",
+        "",
+        "| data | task | personae s | peer | peer s | personae / peer | same pairs |",
+        "|---|---|---:|---|---:|---:|---:|",
     ]
     for r in report["rows"]:
         ratio = f"{r['personae_s'] / r['peer_s']:.2f}" if r["peer_s"] else "—"
         peer_s = "—" if r["peer_s"] is None else f"{r['peer_s']:.4f}"
         lines.append(f"| {r['dataset']} | {r['task']} | {r['personae_s']:.4f} | "
-                     f"{r['peer'] or '—'} | {peer_s} | {ratio} |")
+                     f"{r['peer'] or '—'} | {peer_s} | {ratio} | {_share(r)} |")
     return "\n".join(lines) + "\n"
+
+
+def _share(row: dict[str, Any]) -> str:
+    same = row.get("same_pairs")
+    return "—" if same is None else f"{100 * same:.2f} %"
 
 
 if __name__ == "__main__":

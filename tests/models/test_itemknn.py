@@ -122,3 +122,29 @@ def test_implicit_fast_path_keeps_the_same_neighbours(
     top = min(k, 59)
     np.testing.assert_allclose(np.sort(fast.toarray(), axis=0)[-top:],
                                np.sort(slow.toarray(), axis=0)[-top:], rtol=1e-4, atol=1e-6)
+
+
+def test_implicit_fast_path_with_twin_items_keeps_k_neighbours(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Items with identical columns tie with themselves at cosine 1, so an item can be left out
+    of its own k + 1 nearest by ``implicit`` and come back with k + 1 others: the fast path
+    must drop the weakest (and keep what the blockwise path keeps)."""
+    pytest.importorskip("implicit")
+    import personae.models.itemknn as itemknn
+
+    rng = np.random.default_rng(3)
+    base = (rng.random((40, 12)) < 0.3).astype(np.float32)
+    base[:, :4] = base[:, [0]]  # items 0-3 are twins: same users
+    base[:5, 0] = 1.0
+    base[:5, 1:4] = 1.0
+    M = sp.csr_matrix(base)
+    for k in (1, 2, 3):
+        fast = ItemKNN(k=k).fit(M).similarity_
+        assert (np.diff(fast.tocsc().indptr) <= k).all()
+        assert fast.diagonal().max() == 0.0
+        with monkeypatch.context() as m:
+            m.setattr(itemknn, "_symmetric_knn", lambda *args: None)
+            slow = ItemKNN(k=k).fit(M).similarity_
+        assert fast.nnz == slow.nnz
+        np.testing.assert_allclose(np.sort(fast.toarray(), axis=0),
+                                   np.sort(slow.toarray(), axis=0), rtol=1e-5, atol=1e-6)

@@ -290,11 +290,17 @@ def _symmetric_knn(W: sp.csr_matrix, k: int, cosine: bool, penalty: np.ndarray |
     keep = (M.row != M.col) & (M.data > 0)  # only positive similarities, as the block path
     target, source, value = M.row[keep], M.col[keep], M.data[keep]
     counts = np.bincount(target, minlength=n_items)
-    if (counts > k).any():  # a target that was not among its own k + 1: drop the weakest
-        order = np.lexsort((source, -value, target))
-        target, source, value = target[order], source[order], value[order]
-        rank = np.arange(target.size) - np.repeat(np.cumsum(counts) - counts, counts)
-        keep = rank < k
+    over = counts > k
+    if over.any():
+        # A target that was not among its own k + 1 (a tie with a twin column, an empty
+        # column): drop its weakest. Only those targets' entries are sorted; on ml-100k at
+        # k = 20 a sort of every entry cost a sixth of the whole fit.
+        at = np.flatnonzero(over[target])
+        at = at[np.lexsort((source[at], -value[at], target[at]))]
+        c = counts[over]
+        rank = np.arange(at.size) - np.repeat(np.cumsum(c) - c, c)
+        keep = np.ones(target.size, dtype=bool)
+        keep[at[rank >= k]] = False
         target, source, value = target[keep], source[keep], value[keep]
     if penalty is not None:
         value = value * penalty[target]
