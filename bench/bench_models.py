@@ -113,9 +113,11 @@ PERSONAE: list[Entry] = [
     _personae("rp3beta", "rp3beta", {"alpha": [0.5, 0.75, 1.0], "beta": [0.3, 0.5, 0.6],
                                      "k": [200, 800]}),
     _personae("ease", "ease", {"l2": [100.0, 250.0, 500.0, 1000.0]}),
-    _personae("edlae", "ease", {"l2": [100.0, 300.0, 600.0], "dropout": [0.33, 0.5, 0.75]}),
+    # (dropout 0.5 is only what --no-tune uses: the grid sets it)
+    _personae("edlae", "ease", {"l2": [100.0, 300.0, 600.0], "dropout": [0.33, 0.5, 0.75]},
+              dropout=0.5),
     _personae("dlae", "ease", {"l2": [100.0, 300.0, 600.0], "dropout": [0.33, 0.5, 0.75]},
-              zero_diagonal=False),
+              dropout=0.5, zero_diagonal=False),
     _personae("gfcf", "gfcf", {"k": [32, 64, 128], "alpha": [0.3, 1.0]}, random_state=SEED),
     _personae("als", "als", {"factors": [64, 128], "regularization": [10.0, 20.0, 40.0]},
               random_state=SEED),
@@ -129,10 +131,14 @@ PERSONAE: list[Entry] = [
 
 #: The blend row: these members, each with the parameters tuned in its own row, fused by
 #: z-scored scores with weights chosen by ``personae.models.blend.tune_weights_on_folds`` on
-#: the validation split (``--blend-folds N``: on N validation splits of P1's training pairs
-#: together; ``--blend-step``: the grid's spacing). ``--blend-members`` picks others among the
-#: rows.
-BLEND_MEMBERS = ("dlae", "gfcf", "als", "itemknn-cosine")
+#: the validation splits (``--blend-folds N``: on N validation splits of P1's training pairs
+#: together, BLEND_FOLDS by default; P2 has one; ``--blend-step``: the grid's spacing).
+#: ``--blend-members`` picks others among the rows. The defaults are the best blend found on
+#: validation (``bench/results/models-blend-tries.md``), so that the plain command reproduces
+#: every number of the README's table.
+BLEND_MEMBERS = ("dlae", "gfcf", "als", "twotower")
+BLEND_FOLDS = 4
+BLEND_STEP = 0.05
 
 PEERS: list[Entry] = [
     Entry(name, peers.get_peer_class(name).library, functools.partial(peers.create, name),
@@ -142,6 +148,9 @@ PEERS: list[Entry] = [
 
 ENTRIES = {e.label: e for e in PERSONAE + PEERS}
 ENTRIES["blend"] = Entry("blend", "personae", functools.partial(create_model, "blend"))
+#: What the plain command runs: every row but RecBole's, whose neural models (trained for
+#: hundreds of CPU-minutes here) are compared by ``bench_neural.py`` on their own protocols.
+DEFAULT_MODELS = [label for label, e in ENTRIES.items() if e.library != "recbole"]
 
 
 # ---------------------------------------------------------------------- data
@@ -248,7 +257,9 @@ def blend_validations(view: Interactions, split: Split, protocol: str, folds: in
     if folds > 1 and protocol != "p1":
         raise RuntimeError(f"--blend-folds > 1 needs protocol P1 (random holdout), not "
                            f"{protocol}: leave-last-out has one validation item per user")
-    first = int(split.params["validation_seed"])
+    if folds == 1:
+        return out
+    first = int(split.params["validation_seed"])  # P1 only: P2's split has no seed
     for j in range(1, folds):
         other = random_holdout(view, seed=int(split.params["seed"]),
                                validation_seed=first + j)
@@ -262,8 +273,8 @@ def blend_validations(view: Interactions, split: Split, protocol: str, folds: in
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--models", nargs="+", default=list(ENTRIES), metavar="MODEL",
-                        help=f"any of: {', '.join(ENTRIES)}")
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, metavar="MODEL",
+                        help=f"any of: {', '.join(ENTRIES)} (default: all but RecBole's)")
     parser.add_argument("--no-tune", action="store_true",
                         help="use each model's default parameters (no validation search)")
     parser.add_argument("--tune-budget", type=float, default=300.0, metavar="SECONDS",
@@ -277,13 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blend-members", nargs="+", default=list(BLEND_MEMBERS),
                         metavar="MODEL", help="personae rows fused by the blend row (default: "
                         f"{' '.join(BLEND_MEMBERS)})")
-    parser.add_argument("--blend-folds", type=int, default=1, metavar="N",
+    parser.add_argument("--blend-folds", type=int, default=None, metavar="N",
                         help="choose the blend's weights on N validation splits of the "
-                             "training pairs together (P1 only; seeds 2027, 2028, …; default 1)")
-    parser.add_argument("--blend-step", type=float, default=0.1, metavar="STEP",
-                        help="spacing of the blend's weight grid (default 0.1)")
+                             "training pairs together (P1 only; seeds 2027, 2028, …; default "
+                             f"{BLEND_FOLDS} on P1, the one validation split on P2)")
+    parser.add_argument("--blend-step", type=float, default=BLEND_STEP, metavar="STEP",
+                        help=f"spacing of the blend's weight grid (default {BLEND_STEP})")
     args = parser.parse_args(argv)
-    if args.blend_folds < 1:
+    if args.blend_folds is not None and args.blend_folds < 1:
         parser.error(f"--blend-folds must be >= 1, got {args.blend_folds}")
     unknown = [m for m in args.models if m not in ENTRIES]
     if unknown:
@@ -318,8 +330,9 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"  {label} …", end="")
                 t0 = time.perf_counter()
                 try:
+                    folds = args.blend_folds or (BLEND_FOLDS if ds.protocol == "p1" else 1)
                     out = (run_blend(split, tuned, args, blend_validations(
-                               views[ds.source], split, ds.protocol, args.blend_folds))
+                               views[ds.source], split, ds.protocol, folds))
                            if label == "blend" else run_one(entry, split, args))
                 except Exception as exc:  # one model's failure must not hide the others' rows
                     failures.append(f"{ds_label}/{label}: {type(exc).__name__}: {exc}")

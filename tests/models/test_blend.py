@@ -158,3 +158,36 @@ def test_tune_weights_on_folds_refuses_bad_folds() -> None:
         tune_weights_on_folds(MEMBERS, [data])
     with pytest.raises(InvalidInput, match="validation must have shape"):
         tune_weights_on_folds(MEMBERS, [(data, sp.csr_matrix((3, 3)))])
+
+
+@pytest.mark.parametrize("anti", [False, True])
+def test_grid_on_candidates_ranks_as_every_item(anti: bool) -> None:
+    """The weight search ranks only each row's candidates (the members' best items) and falls
+    back to every item where a bound says the candidates may miss one; its NDCG totals must be
+    those of ranking every item. ``anti``: members that disagree (one ranks by x, one by -x), so
+    that the blend's best items are in no member's best and the fallback has to work."""
+    from personae.models.blend import _grid, _grid_totals, _ndcg_sum, _weighted
+    from personae.models.topk import topk
+
+    rng = np.random.default_rng(11)
+    n_rows, n_items, k = 60, 400, 5
+    x = rng.normal(size=(n_rows, n_items))
+    parts = [x + 0.3 * rng.normal(size=x.shape),
+             (-x if anti else x) + 0.3 * rng.normal(size=x.shape),
+             rng.normal(size=x.shape)]
+    if anti:  # the middle of both, where neither member looks, is what the rows hold
+        parts[2] = -np.abs(x) + 0.1 * rng.normal(size=x.shape)
+    parts = [p.astype(np.float32) for p in parts]
+    exclude = rng.random((n_rows, n_items)) < 0.2
+    exclude[0, 3:] = True  # a row with fewer allowed items than k
+    best = np.argsort(-np.abs(x) if not anti else np.abs(x), axis=1)[:, :8]
+    truth = np.zeros((n_rows, n_items), dtype=bool)
+    np.put_along_axis(truth, best, True, axis=1)
+    truth &= ~exclude
+    truth[0, :3] = True
+    T = sp.csr_matrix(truth.astype(np.float32))
+    grid = _grid(3, 0.1)
+    got = _grid_totals(parts, exclude, T, grid, k)
+    want = [_ndcg_sum(topk(_weighted(parts, w), k, exclude=exclude)[0], T, k) for w in grid]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    assert max(want) > 0
