@@ -66,3 +66,37 @@ def test_evaluate_command_rejects_unknown_names(small_store: str) -> None:
     assert res.exit_code == 1 and "unknown model 'magic'" in res.output
     res = runner.invoke(app, ["evaluate", "--store", small_store, "--protocol", "p9"])
     assert res.exit_code == 1 and "unknown protocol 'p9'" in res.output
+
+
+def test_evaluate_command_blends_the_other_models(small_store: str) -> None:
+    """``--models a,b,blend``: the blend fuses the other rows with the parameters they chose,
+    its weights chosen on the validation split; the row is there and says what it blended."""
+    res = CliRunner().invoke(app, ["evaluate", "--store", small_store, "--models",
+                                   "blend,popularity,ease", "--budget", "5", "--no-progress",
+                                   "--format", "json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert [r["model"] for r in rows] == ["popularity", "ease", "blend"]
+    params = rows[2]["params"]
+    assert params["members"][0] == "popularity()"
+    assert "l2=" in params["members"][1]  # the ease row's tuned parameters
+    weights = params["weights"]
+    assert len(weights) == 2 and sum(weights) == pytest.approx(1.0)
+    assert "blend: weights" in res.stderr
+    # with equal weights instead, the numbers are those of the Python API's blend
+    res = CliRunner().invoke(app, ["evaluate", "--store", small_store, "--models",
+                                   "popularity,ease,blend", "--no-tune", "--no-progress",
+                                   "--format", "json"])
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.stdout)[2]["metrics"]["ndcg@10"]
+    with Store(small_store) as s:
+        split = random_holdout(Interactions.from_store(s))
+    from personae.models.blend import Blend
+
+    want = evaluate(Blend([("popularity", {}), ("ease", {})], normalize="zscore"), split)
+    assert got == pytest.approx(want.metrics["ndcg@10"])
+
+
+def test_evaluate_command_needs_members_for_a_blend(small_store: str) -> None:
+    res = CliRunner().invoke(app, ["evaluate", "--store", small_store, "--models", "blend"])
+    assert res.exit_code == 1 and "at least one more" in res.output

@@ -7,6 +7,7 @@ message without a traceback; 2 a usage error (unknown option, missing argument).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,10 @@ import_app = typer.Typer(
 app.add_typer(import_app, name="import")
 
 console = Console()
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    # piped or redirected: rich would wrap the tables at 80 columns, which cuts every
+    # number of `personae evaluate`'s table to an ellipsis
+    console = Console(width=200)
 err_console = Console(stderr=True)
 
 T = TypeVar("T")
@@ -411,9 +416,15 @@ DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
     "rp3beta": {"alpha": [0.5, 0.75, 1.0], "beta": [0.3, 0.6], "k": [200, 800]},
     "ease": {"l2": [100.0, 250.0, 500.0, 1000.0], "dropout": [0.0, 0.5]},
     "gfcf": {"k": [32, 64, 128], "alpha": [0.3, 1.0]},
-    "als": {"factors": [64, 128], "regularization": [0.01, 0.1], "iterations": [15]},
+    # personae's ALS scales the confidences itself (1 + alpha·x), so its useful penalties are
+    # tens, not implicit's hundredths: 20 on ml-100k P1 and 40 on MeLU P1 (bench_models)
+    "als": {"factors": [64, 128], "regularization": [10.0, 20.0, 40.0], "iterations": [15]},
     "bpr": {"factors": [64], "learning_rate": [0.01, 0.05], "iterations": [100]},
+    "twotower": {"l2": [1e-4, 3e-4, 1e-3]},
 }
+
+#: ``--models ...,blend``: the blend's weight grid (per member: multiples of this step).
+BLEND_STEP = 0.1
 
 PROTOCOLS = ("p1", "p2", "temporal", "melu-new-users", "melu-new-items", "melu-new-users-items")
 
@@ -505,6 +516,11 @@ def evaluate(
         names = [m.strip() for m in models.split(",") if m.strip()]
         for name in names:
             get_model_class(name)  # fail early on a typo, listing the valid names
+        if "blend" in names:
+            names = [n for n in names if n != "blend"] + ["blend"]  # after its members
+            if len(names) < 2:
+                raise InvalidInput("--models blend fuses the other models of --models; name "
+                                   "at least one more (e.g. --models ease,als,blend)")
         cutoffs = tuple(int(k) for k in ks.split(","))
         with tempfile.TemporaryDirectory(prefix="personae-eval-") as tmp:
             location = store
@@ -513,8 +529,6 @@ def evaluate(
 
                 fmt = detect_format(data)
                 if fmt not in ("movielens", "melu"):
-                    from personae.errors import InvalidInput
-
                     raise InvalidInput(f"{data} is not a MovieLens or MeLU folder")
                 location = str(Path(tmp) / "eval.db")
                 with _open_store(location) as s:
@@ -524,12 +538,20 @@ def evaluate(
                 split = _split_for(protocol, s, view)
             err_console.print(f"{protocol}: {split.summary()}", highlight=False)
             results = []
+            tuned: dict[str, dict[str, Any]] = {}
             for name in names:
+                if name == "blend":
+                    result = _evaluate_blend(
+                        [(n, tuned.get(n, {})) for n in names if n != "blend"], split,
+                        tune=tune, ks=cutoffs)
+                    results.append(result)
+                    continue
                 grid = DEFAULT_GRIDS.get(name, {}) if tune else {}
                 if grid and split.validation is not None:
                     tuning, result = tune_and_evaluate(
                         lambda name=name, **p: create(name, **p), grid, split, ks=cutoffs,
                         time_budget_s=budget)
+                    tuned[name] = dict(tuning.best_params)
                     err_console.print(f"{name}: best {tuning.best_params} "
                                       f"(validation ndcg@10 {tuning.best_score:.4f}, "
                                       f"{len(tuning.trials)} trials)", highlight=False)
@@ -547,6 +569,41 @@ def evaluate(
             path = write_report(results, out / "report.html",
                                 title=f"personae evaluation · {protocol}", command=command)
             err_console.print(f"wrote {path} and {path.with_suffix('.json')}")
+
+
+def _evaluate_blend(members: list[tuple[str, dict[str, Any]]], split: Any, *, tune: bool,
+                    ks: tuple[int, ...]) -> Any:
+    """``--models ...,blend``: the other models, each with the parameters its own row chose,
+    fused by z-scores; the weights are chosen on the validation split (grid step
+    :data:`BLEND_STEP`, coarser for many members), equal without one or with ``--no-tune``."""
+    import math
+    import time
+
+    from personae.evaluate import evaluate as run_evaluation
+    from personae.models.blend import _MAX_GRID, Blend, tune_weights_on_folds
+
+    weights = None
+    if tune and split.validation is not None:
+        step = BLEND_STEP
+        while math.comb(round(1 / step) + len(members) - 1, len(members) - 1) > _MAX_GRID:
+            step *= 2
+        started = time.perf_counter()
+        chosen, score = tune_weights_on_folds(
+            members, [(split.validation.train, split.validation.test)], normalize="zscore",
+            k=10, step=step)
+        weights = chosen.round(6).tolist()
+        named = dict(zip([n for n, _ in members], weights, strict=True))
+        err_console.print(f"blend: weights {named} (validation ndcg@10 {score:.4f}, step "
+                          f"{step:g}, "
+                          f"{time.perf_counter() - started:.1f} s)", highlight=False)
+    else:
+        err_console.print("blend: equal weights (" + ("--no-tune" if not tune else
+                          "this protocol has no validation split") + ")", highlight=False)
+    result = run_evaluation(Blend(members, weights=weights, normalize="zscore"), split, ks=ks)
+    result.params = {"members": [f"{n}({', '.join(f'{k}={v}' for k, v in p.items())})"
+                                 for n, p in members],
+                     "weights": weights, "normalize": "zscore"}
+    return result
 
 
 # ---------------------------------------------------------------------- serving
