@@ -992,7 +992,7 @@ from personae.cli.text import text_app  # noqa: E402 - it reuses the options abo
 app.add_typer(text_app, name="text")
 from personae.cli.federated import app as federated_app  # noqa: E402 - same reason
 
-app.add_typer(federated_app, name="federated")
+app.add_typer(federated_app, name="federated")  # type: ignore[has-type]  # circular import
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -78,6 +78,7 @@ def time_buckets(ts: np.ndarray | Sequence[float], kind: str = "daypart", *,
     weekday = (np.floor(seconds / 86400.0).astype(np.int64) + 3) % 7
     weekend = (weekday >= 5).astype(np.int64)
     daypart = hour // 6
+    names: tuple[str, ...]
     if kind == "daypart":
         codes, names = daypart, DAYPARTS
     elif kind == "weekpart":

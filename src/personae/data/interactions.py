@@ -145,9 +145,11 @@ class Interactions:
         users = np.searchsorted(user_idx, log.user_idx[keep]).astype(np.int32)
         items = np.searchsorted(item_idx, log.item_idx[keep]).astype(np.int32)
         ev_types = log.type_idx[keep]
-        w = type_weights[ev_types].astype(np.float32) if len(type_weights) else np.zeros(0, "f4")
+        ev_weights = (
+            type_weights[ev_types].astype(np.float32) if len(type_weights) else np.zeros(0, "f4")
+        )
         return cls.from_arrays(
-            users, items, weights=w, timestamps=log.ts[keep], values=log.value[keep],
+            users, items, weights=ev_weights, timestamps=log.ts[keep], values=log.value[keep],
             user_ids=np.asarray(user_ids, dtype=object),
             item_ids=np.asarray(item_ids, dtype=object),
             aggregate=aggregate, binary=binary, keep_nonpositive=keep_nonpositive,
@@ -303,7 +305,7 @@ class Interactions:
 def _aligned(values: object, n: int, dtype: type, fill: float, name: str) -> np.ndarray:
     if values is None:
         return np.full(n, fill, dtype=dtype)
-    arr = np.asarray(values, dtype=dtype)
+    arr: np.ndarray = np.asarray(values, dtype=dtype)
     if arr.shape != (n,):
         raise InvalidInput(f"{name} must have one entry per event ({n}), got shape {arr.shape}")
     return arr

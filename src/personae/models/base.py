@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
@@ -51,7 +51,9 @@ class Recommendations:
         return int(self.items.shape[0])
 
 
-History = sp.csr_matrix | np.ndarray | Sequence[int] | tuple[Sequence[int], Sequence[float]]
+History: TypeAlias = (
+    sp.csr_matrix | np.ndarray | Sequence[int] | tuple[Sequence[int], Sequence[float]]
+)
 
 
 class Recommender(ABC):
@@ -430,7 +432,7 @@ class Recommender(ABC):
         for key, arr in arrays.items():
             if arr.dtype == object:
                 raise PersonaeError(f"cannot save object array {key!r} without pickle")
-        np.savez(folder / "arrays.npz", **arrays)
+        np.savez(folder / "arrays.npz", allow_pickle=False, **arrays)
         self._save_extra(folder)
         meta = {
             "format": ARTIFACT_FORMAT,

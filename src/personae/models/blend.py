@@ -80,13 +80,13 @@ class Blend(Recommender):
 
     # ------------------------------------------------------------------ abilities
 
-    @property  # type: ignore[override]
-    def scores_histories(self) -> bool:  # every member must be able to
+    @property
+    def scores_histories(self) -> bool:  # type: ignore[override]  # every member must be able to
         return bool(self._member_classes()) and all(c.scores_histories
                                                     for c in self._member_classes())
 
-    @property  # type: ignore[override]
-    def uses_context(self) -> bool:
+    @property
+    def uses_context(self) -> bool:  # type: ignore[override]
         return any(c.uses_context for c in self._member_classes())
 
     def _member_classes(self) -> list[type[Recommender]]:

@@ -422,7 +422,7 @@ class FeatureGBM:
             _put_csr(arrays, f"user_features__{name}", G)
         for name, G in self.item_features_.items():
             _put_csr(arrays, f"item_features__{name}", G)
-        np.savez(folder / "arrays.npz", **arrays)
+        np.savez(folder / "arrays.npz", allow_pickle=False, **arrays)
         (folder / "booster.txt").write_text(self.booster_.model_to_string())
         meta = {
             "format": ARTIFACT_FORMAT, "model": self.name, "personae_version": __version__,

@@ -282,7 +282,7 @@ class BanditPolicy:
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         arrays = self._arrays() if self.n_features is not None else {}
-        np.savez(folder / "state.npz", **arrays)  # type: ignore[arg-type]
+        np.savez(folder / "state.npz", allow_pickle=False, **arrays)
         meta = {
             "format": POLICY_FORMAT,
             "policy": self.name,

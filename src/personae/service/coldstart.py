@@ -256,9 +256,10 @@ class ColdStartPolicy:
         from personae.service.training import scores_user_attributes
 
         user = (context or {}).get("user")
+        model = self.model
         return bool(self.demographics_weight > 0 and isinstance(user, Mapping)
-                    and scores_user_attributes(self.model)
-                    and any(user.get(f) is not None for f in self.model.user_fields_))
+                    and model is not None and scores_user_attributes(model)
+                    and any(user.get(f) is not None for f in getattr(model, "user_fields_", ())))
 
     def score(
         self,

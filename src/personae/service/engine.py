@@ -1086,8 +1086,8 @@ class Engine:
             return items
         cat = state.catalog
         shown = {it.item_id for it in items}
-        new = np.flatnonzero(allowed & state.unscored & (state.popularity == 0))
-        new = [int(p) for p in new if cat.item_ids[p] not in shown]
+        new = [int(p) for p in np.flatnonzero(allowed & state.unscored & (state.popularity == 0))
+               if cat.item_ids[p] not in shown]
         if not new:
             return items
         liked: dict[str, float] = {}
@@ -1191,10 +1191,11 @@ class Engine:
                 out.append(it)
                 continue
             p = cat.pos[it.item_id]
-            e = by_col.get(int(state.col_of_pos[p])) if it.source == "model" else None
+            found = by_col.get(int(state.col_of_pos[p])) if it.source == "model" else None
             reasons: list[str] = []
             explanation: dict[str, Any] | None = None
-            if e is not None:
+            if found is not None:
+                e = found
                 explanation = {"method": e.method, "score": e.score,
                                "total": None if math.isnan(e.total) else e.total, "reasons": []}
                 for r in e.reasons:

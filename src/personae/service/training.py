@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -26,8 +26,14 @@ from personae.store.records import utcnow
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from personae.data.side import SideFeatures
     from personae.models.base import Recommender
     from personae.store import ModelVersion, Store
+
+
+class _FitsWithSide(Protocol):
+    def fit(self, data: Any, side: SideFeatures | None = None) -> Recommender: ...
+
 
 INDEX_FORMAT = "personae.serving-index/1"
 #: Validation metric deciding activation, and how much worse (relative) a new version may be.
@@ -79,7 +85,7 @@ def fit_prior(store: Store, view: Any) -> tuple[Recommender, tuple[str, list[flo
     ts = np.asarray(view.event_ts, dtype=np.float64)
     # time buckets only where the events have times (MeLU's ratings, say, have none)
     dated = ts.size > 0 and bool(np.isfinite(ts).all()) and float(np.ptp(ts)) > 0
-    params = {"time_buckets": "daypart_weekpart"} if dated else {}
+    params: dict[str, Any] = {"time_buckets": "daypart_weekpart"} if dated else {}
     for name, bins in SEGMENT_ATTRIBUTES:
         codes, names = user_segments_from_store(store, view, name, bins=bins)
         if names and (codes >= 0).mean() >= 0.5:
@@ -118,6 +124,14 @@ def check_model(model: str, params: dict[str, Any] | None) -> dict[str, Any]:
 def new_version_id(model: str) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     return f"v{stamp}-{model}-{os.urandom(2).hex()}"
+
+
+def fit_model(model: Recommender, data: Any, side: SideFeatures | None = None) -> Recommender:
+    """``model.fit(data)``, with ``side=side`` for the models whose ``fit`` takes side
+    features (the two-tower model); the others ignore ``side``."""
+    if side is not None and takes_side_features(model.name):
+        return cast("_FitsWithSide", model).fit(data, side=side)
+    return model.fit(data)
 
 
 def takes_side_features(model: str) -> bool:
@@ -194,8 +208,8 @@ def train_version(store: Store, mv: ModelVersion, models_dir: Path,
             assert val is not None
             aligned = side.align(val.user_ids, val.item_ids, own_user_ids=view.user_ids,
                                  own_item_ids=view.item_ids)
-            candidate.fit(val.train, side=replace(aligned, event_codes=None, context_fields=(),
-                                                  context_vocab=()))
+            fit_model(candidate, val.train, side=replace(aligned, event_codes=None,
+                                                         context_fields=(), context_vocab=()))
             res = evaluate(candidate, split, ks=(10,), on="validation", fit=False,
                            memory="none")
         else:
@@ -221,11 +235,7 @@ def train_version(store: Store, mv: ModelVersion, models_dir: Path,
                 f"the active version {active.version}'s {old_score:.4f} by more than "
                 f"{TOLERANCE:.0%}; activate it by hand to serve it anyway"
             )
-    model = create(mv.model, **mv.params)
-    if side is not None and takes_side_features(mv.model):
-        model.fit(view, side=side)
-    else:
-        model.fit(view)
+    model = fit_model(create(mv.model, **mv.params), view, side=side)
     popularity = _popularity(view)
     prior, segment = fit_prior(store, view)
     save_artifact(models_dir / mv.version, model, list(map(str, view.item_ids)),
@@ -259,6 +269,8 @@ def register_version(store: Store, model: Recommender, item_ids: list[str],
     view = Interactions.from_store(store)
     by_id = dict(zip(map(str, view.item_ids), _popularity(view).tolist(), strict=True))
     popularity = np.array([by_id.get(i, 0) for i in item_ids], dtype=np.int64)
+    prior: Recommender | None
+    segment: tuple[str, list[float] | None] | None
     prior, segment = fit_prior(store, view)
     if list(map(str, view.item_ids)) != list(item_ids):
         prior, segment = None, None  # the prior must share the model's columns

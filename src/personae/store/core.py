@@ -39,6 +39,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from personae.errors import InvalidInput, NotFound, StoreError
 from personae.privacy.pseudonym import Pseudonymizer
 from personae.store import schema as S
+from personae.store.fastread import driver_connection
 from personae.store.records import (
     DEFAULT_EVENT_WEIGHTS,
     KNOWN_EVENT_TYPES,
@@ -593,7 +594,7 @@ class Store:
         """Counts, density, events per type, time range, top items and activity histogram."""
         with self.engine.connect() as conn:
             c = self.counts()
-            per_type = dict(
+            per_type: dict[str, int] = dict(
                 conn.execute(
                     select(S.event_types.c.name, func.count(S.events.c.event_idx))
                     .join(S.events, S.events.c.type_idx == S.event_types.c.type_idx)
@@ -715,11 +716,11 @@ class Store:
         """Every item row (``item_idx``, ``item_id``, ``title``, ``categories``, ``attributes``,
         ``available``), ``item_idx`` ascending: what a serving catalogue is built from."""
         with self.engine.connect() as conn:
-            return conn.execute(
+            return list(conn.execute(
                 select(S.items.c.item_idx, S.items.c.item_id, S.items.c.title,
                        S.items.c.categories, S.items.c.attributes, S.items.c.available)
                 .order_by(S.items.c.item_idx)
-            ).all()
+            ).all())
 
     def serving_state(self) -> tuple[str | None, str | None, str | None, str | None]:
         """``(active model version, catalog version, model epoch, corrections version)`` in
@@ -1448,10 +1449,12 @@ def _make_engine(url: str, *, echo: bool) -> Engine:
 def _insert(conn: Connection, table: Any) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
 
 
 # One encoder, reused: json.dumps with non-default separators builds a new one per call.
@@ -1467,7 +1470,7 @@ def _insert_new_events(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
         from personae.store.fastwrite import copy_events
 
         return copy_events(conn, rows)
-    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cur = driver_connection(conn).cursor()
     try:
         cur.executemany(
             f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)"

@@ -7,10 +7,15 @@ fixed-width rows numpy reads directly as a big-endian record array.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sqlalchemy import Connection
 
 _COLUMNS = "user_idx, item_idx, type_idx, value, ts"
+
+#: ``(user_idx int32, item_idx int32, type_idx int16, value f64, ts f64)``.
+EventArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 # One row of COPY BINARY for (int4, int4, int2, float8, float8): a field count, then a length
 # before each field.
@@ -27,18 +32,16 @@ _PG_ROW = np.dtype(
 _PG_HEADER = 19  # signature (11) + flags (4) + header extension length (4)
 
 
-def read_event_arrays(
-    conn: Connection,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def read_event_arrays(conn: Connection) -> EventArrays:
     """``(user_idx int32, item_idx int32, type_idx int16, value f64, ts f64)`` by arrival."""
     if conn.dialect.name == "postgresql":
         return _read_postgresql(conn)
     return _read_generic(conn)
 
 
-def _read_generic(conn: Connection) -> tuple[np.ndarray, ...]:
+def _read_generic(conn: Connection) -> EventArrays:
     # The DB-API cursor hands back plain tuples, which numpy converts in one call.
-    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cur = driver_connection(conn).cursor()
     try:
         rows = cur.execute(f"SELECT {_COLUMNS} FROM events ORDER BY event_idx").fetchall()
     finally:
@@ -57,8 +60,8 @@ def _read_generic(conn: Connection) -> tuple[np.ndarray, ...]:
     )
 
 
-def _read_postgresql(conn: Connection) -> tuple[np.ndarray, ...]:
-    raw = conn.connection.driver_connection
+def _read_postgresql(conn: Connection) -> EventArrays:
+    raw = driver_connection(conn)
     sql = (
         "COPY (SELECT user_idx, item_idx, type_idx, coalesce(value, 'NaN'), coalesce(ts, 'NaN')"
         " FROM events ORDER BY event_idx) TO STDOUT (FORMAT binary)"
@@ -83,7 +86,15 @@ def _read_postgresql(conn: Connection) -> tuple[np.ndarray, ...]:
     )
 
 
-def _empty() -> tuple[np.ndarray, ...]:
+def driver_connection(conn: Connection) -> Any:
+    """The DB-API driver's own connection under ``conn`` (sqlite3 or psycopg)."""
+    raw = conn.connection.driver_connection
+    if raw is None:  # pragma: no cover - only a detached or invalidated connection has none
+        raise RuntimeError("the database connection was closed or invalidated")
+    return raw
+
+
+def _empty() -> EventArrays:
     return (
         np.zeros(0, np.int32),
         np.zeros(0, np.int32),

@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from personae.store.fastread import driver_connection
+
 _STAGE = "personae_events_stage"
 _COLS = ("event_id", "user_idx", "item_idx", "type_idx", "value", "ts", "context")
 
@@ -21,7 +23,7 @@ def copy_events(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
 
     Returns the number of rows inserted. Runs inside the caller's transaction.
     """
-    raw = conn.connection.driver_connection
+    raw = driver_connection(conn)
     with raw.cursor() as cur:
         cur.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("

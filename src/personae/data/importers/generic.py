@@ -572,7 +572,7 @@ def _attributes(rec: Mapping[str, Any], columns: tuple[str, ...]) -> dict[str, A
     A column holding a JSON object contributes its keys (one level), so that a file written by
     personae itself (``"context": {"device": "tv"}``) reads back as ``{"device": "tv"}``.
     """
-    out = {}
+    out: dict[str, Any] = {}
     for c in columns:
         val = rec.get(c)
         if is_blank(val):
