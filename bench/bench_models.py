@@ -219,7 +219,7 @@ def run_blend(split: Split, tuned: dict[str, dict[str, Any]], args: argparse.Nam
               validations: list[Split]) -> dict[str, Any]:
     """Blend the members' tuned configurations; weights tuned on the validation splits (one by
     default, ``--blend-folds`` of them), then fit on train and tested once."""
-    from personae.models.blend import Blend, tune_weights_on_folds
+    from personae.models.blend import Blend, describe_members, tune_weights_on_folds
 
     members = []
     for label in args.blend_members:
@@ -239,8 +239,7 @@ def run_blend(split: Split, tuned: dict[str, dict[str, Any]], args: argparse.Nam
     result = evaluate(Blend(members, weights=weights, normalize="zscore"), split,
                       ks=(5, 10, 20), memory=args.memory)
     result.model = "blend"
-    result.params = {"members": [f"{n}({', '.join(f'{k}={v}' for k, v in p.items())})"
-                                 for n, p in members],
+    result.params = {"members": describe_members(members),
                      "weights": weights, "normalize": "zscore",
                      "validation_folds": len(validations), "step": args.blend_step}
     return {"result": result, "tuning": tuning, "library": "personae"}

@@ -191,3 +191,14 @@ def test_grid_on_candidates_ranks_as_every_item(anti: bool) -> None:
     want = [_ndcg_sum(topk(_weighted(parts, w), k, exclude=exclude)[0], T, k) for w in grid]
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
     assert max(want) > 0
+
+
+def test_fitting_step_is_the_finest_doubling_whose_grid_can_be_searched() -> None:
+    from personae.models.blend import _MAX_GRID, _grid, fitting_step
+
+    assert fitting_step(4, 0.05) == 0.05  # 1,771 vectors: searched as asked
+    step = fitting_step(6, 0.05)  # 53,130 vectors at 0.05: too many
+    assert step == 0.1
+    assert len(_grid(6, step)) <= _MAX_GRID
+    with pytest.raises(InvalidInput, match="larger step"):
+        _grid(6, step / 2)

@@ -576,17 +576,19 @@ def _evaluate_blend(members: list[tuple[str, dict[str, Any]]], split: Any, *, tu
     """``--models ...,blend``: the other models, each with the parameters its own row chose,
     fused by z-scores; the weights are chosen on the validation split (grid step
     :data:`BLEND_STEP`, coarser for many members), equal without one or with ``--no-tune``."""
-    import math
     import time
 
     from personae.evaluate import evaluate as run_evaluation
-    from personae.models.blend import _MAX_GRID, Blend, tune_weights_on_folds
+    from personae.models.blend import (
+        Blend,
+        describe_members,
+        fitting_step,
+        tune_weights_on_folds,
+    )
 
     weights = None
     if tune and split.validation is not None:
-        step = BLEND_STEP
-        while math.comb(round(1 / step) + len(members) - 1, len(members) - 1) > _MAX_GRID:
-            step *= 2
+        step = fitting_step(len(members), BLEND_STEP)
         started = time.perf_counter()
         chosen, score = tune_weights_on_folds(
             members, [(split.validation.train, split.validation.test)], normalize="zscore",
@@ -600,9 +602,8 @@ def _evaluate_blend(members: list[tuple[str, dict[str, Any]]], split: Any, *, tu
         err_console.print("blend: equal weights (" + ("--no-tune" if not tune else
                           "this protocol has no validation split") + ")", highlight=False)
     result = run_evaluation(Blend(members, weights=weights, normalize="zscore"), split, ks=ks)
-    result.params = {"members": [f"{n}({', '.join(f'{k}={v}' for k, v in p.items())})"
-                                 for n, p in members],
-                     "weights": weights, "normalize": "zscore"}
+    result.params = {"members": describe_members(members), "weights": weights,
+                     "normalize": "zscore"}
     return result
 
 

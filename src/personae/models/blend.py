@@ -404,12 +404,30 @@ def _grid(n: int, step: float) -> list[np.ndarray]:
     """The weight vectors :meth:`Blend.tune_weights` tries for ``n`` members."""
     if not 0 < step <= 1:
         raise InvalidInput(f"step must be in (0, 1], got {step!r}")
-    n_steps = round(1.0 / step)
-    n_grid = math.comb(n_steps + n - 1, n - 1)
+    n_grid = _grid_size(n, step)
     if n_grid > _MAX_GRID:
         raise InvalidInput(f"{n_grid} weight vectors for {n} models at step {step}: choose a "
                            f"larger step (at most {_MAX_GRID} vectors)")
-    return list(_simplex(n, n_steps))
+    return list(_simplex(n, round(1.0 / step)))
+
+
+def _grid_size(n: int, step: float) -> int:
+    """How many weight vectors the ``step`` grid has for ``n`` members."""
+    return math.comb(round(1.0 / step) + n - 1, n - 1)
+
+
+def fitting_step(n: int, step: float) -> float:
+    """``step``, doubled until the weight grid of ``n`` members is small enough to search
+    (at most :data:`_MAX_GRID` vectors)."""
+    while _grid_size(n, step) > _MAX_GRID:
+        step *= 2
+    return step
+
+
+def describe_members(members: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    """``name(param=value, …)`` per member, as reports print a blend's members."""
+    return [f"{name}({', '.join(f'{k}={v}' for k, v in params.items())})"
+            for name, params in members]
 
 
 def _first_best(values: np.ndarray) -> int:

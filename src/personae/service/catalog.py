@@ -7,7 +7,7 @@ catalogue *positions* (``pos``), never touching the items table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,7 +39,7 @@ class Catalog:
     type_names : list of str
     """
 
-    def __init__(self, version: str | None, rows: list[Any],
+    def __init__(self, version: str | None, rows: Sequence[Any],
                  types: dict[int, tuple[str, float]]) -> None:
         self.version = version
         n = len(rows)

@@ -1172,8 +1172,8 @@ class Engine:
             if segment is not None:
                 ctx["user_segment"] = segment
             if targets.size:
-                for e in explain(art.prior, None, targets, context=ctx, top=3):
-                    by_col[e.item_idx] = e
+                for x in explain(art.prior, None, targets, context=ctx, top=3):
+                    by_col[x.item_idx] = x
         elif art is not None:
             model_items = [it for it in items if it.source == "model"
                            and state.col_of_pos[cat.pos[it.item_id]] >= 0]
@@ -1182,8 +1182,8 @@ class Engine:
             if model_items and (known.any() or not art.model.scores_histories):
                 targets = np.array([state.col_of_pos[cat.pos[it.item_id]] for it in model_items])
                 history = (cols[known], hist.weights[known]) if known.any() else None
-                for e in explain(art.model, history, targets, context=context, top=3):
-                    by_col[e.item_idx] = e
+                for x in explain(art.model, history, targets, context=context, top=3):
+                    by_col[x.item_idx] = x
         type_of: dict[int, str] | None = None
         out = []
         for it in items:
@@ -1191,11 +1191,10 @@ class Engine:
                 out.append(it)
                 continue
             p = cat.pos[it.item_id]
-            found = by_col.get(int(state.col_of_pos[p])) if it.source == "model" else None
+            e = by_col.get(int(state.col_of_pos[p])) if it.source == "model" else None
             reasons: list[str] = []
             explanation: dict[str, Any] | None = None
-            if found is not None:
-                e = found
+            if e is not None:
                 explanation = {"method": e.method, "score": e.score,
                                "total": None if math.isnan(e.total) else e.total, "reasons": []}
                 for r in e.reasons:

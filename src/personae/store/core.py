@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
@@ -712,15 +712,15 @@ class Store:
         arr = np.array(rows, dtype=np.int64)
         return arr[:, 0], arr[:, 1]
 
-    def catalog_rows(self) -> list[Any]:
+    def catalog_rows(self) -> Sequence[Any]:
         """Every item row (``item_idx``, ``item_id``, ``title``, ``categories``, ``attributes``,
         ``available``), ``item_idx`` ascending: what a serving catalogue is built from."""
         with self.engine.connect() as conn:
-            return list(conn.execute(
+            return conn.execute(
                 select(S.items.c.item_idx, S.items.c.item_id, S.items.c.title,
                        S.items.c.categories, S.items.c.attributes, S.items.c.available)
                 .order_by(S.items.c.item_idx)
-            ).all())
+            ).all()
 
     def serving_state(self) -> tuple[str | None, str | None, str | None, str | None]:
         """``(active model version, catalog version, model epoch, corrections version)`` in
