@@ -42,8 +42,8 @@ from personae.evaluate import evaluate  # noqa: E402
 from personae.evaluate.splits import random_holdout  # noqa: E402
 
 #: Rows compared by default: personae's blend and its members, EASE, and the strongest peers.
-DEFAULT_MODELS = ["ease", "dlae", "gfcf", "als", "twotower", "implicit.als", "cornac.ease",
-                  "lightfm.warp", "blend"]
+DEFAULT_MODELS = ["ease", "dlae", "dlae-seq", "gfcf", "als", "twotower", "implicit.als",
+                  "cornac.ease", "lightfm.warp", "blend"]
 DEFAULT_SEEDS = list(range(2026, 2076, 5))  # 2026 (the split), 2031, …, 2071
 METRIC = "ndcg@10"
 
@@ -93,19 +93,28 @@ def main(argv: list[str] | None = None) -> int:
         for ds_label in args.datasets:
             ds = bm.DATASETS[ds_label]
             params = tuned_params(args.params_from, ds_label)
-            missing = [m for m in args.models if m != "blend" and m not in params]
-            missing += [m for m in args.blend_members if "blend" in args.models
-                        and m not in params]
+            bm.console.print(f"[bold]importing {ds.source}[/] …")
+            view = bm.load_view(ds.source, Path(tmp))
+            # rows that need event times are left out on data without them (bench_models
+            # skips them there too; the blend then uses the plain row instead)
+            timed = bool(view.n_events) and not np.isnan(view.event_ts).all()
+            skipped = set() if timed else {m for m in args.models + args.blend_members
+                                           if bm.ENTRIES[m].needs_times}
+            missing = [m for m in args.models if m != "blend" and m not in params
+                       and m not in skipped]
+            missing += [bm.WITHOUT_TIMES[m] if m in skipped else m for m in args.blend_members
+                        if "blend" in args.models
+                        and (bm.WITHOUT_TIMES[m] if m in skipped else m) not in params]
             if missing:
                 raise SystemExit(f"bench_seeds: no parameters for {sorted(set(missing))} on "
                                  f"{ds_label} in {args.params_from}")
-            bm.console.print(f"[bold]importing {ds.source}[/] …")
-            view = bm.load_view(ds.source, Path(tmp))
             table = scores.setdefault(ds_label, {})
             for seed in args.seeds:
                 split = random_holdout(view, seed=seed, validation_seed=seed + 1)
                 bm.console.print(f"[bold]{ds_label}, test seed {seed}[/]")
                 for label in args.models:
+                    if label in skipped:
+                        continue
                     t0 = time.perf_counter()
                     if label == "blend":
                         out = bm.run_blend(split, params, args, bm.blend_validations(

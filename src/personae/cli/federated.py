@@ -188,7 +188,8 @@ def _head(split: Any, n: int) -> Any:
     from dataclasses import replace
 
     return replace(split, train=split.train[:n], test=split.test[:n],
-                   user_ids=split.user_ids[:n], validation=None, ratings=None)
+                   user_ids=split.user_ids[:n], validation=None, ratings=None,
+                   times=None if split.times is None else split.times[:n])
 
 
 def _plot_curve(result: Any, path: Path) -> None:

@@ -591,7 +591,7 @@ def _evaluate_blend(members: list[tuple[str, dict[str, Any]]], split: Any, *, tu
         step = fitting_step(len(members), BLEND_STEP)
         started = time.perf_counter()
         chosen, score = tune_weights_on_folds(
-            members, [(split.validation.train, split.validation.test)], normalize="zscore",
+            members, [(split.validation.train_view(), split.validation.test)], normalize="zscore",
             k=10, step=step)
         weights = chosen.round(6).tolist()
         named = dict(zip([n for n, _ in members], weights, strict=True))

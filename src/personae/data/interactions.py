@@ -280,6 +280,51 @@ class Interactions:
             weights=self.event_weights[keep][order],
         )
 
+    def adjacency(self, window: int) -> sp.csr_matrix:
+        """How many users have two items within ``window`` places of each other in time.
+
+        Each user's history is their distinct items in the order of each item's first event
+        (:meth:`sequences`; events without a time come first, by arrival), keeping only the
+        pairs of :attr:`matrix`. Two items ``d ≤ window`` places apart add 1 to both of their
+        cells; a user counts a given two items at most once. The result is symmetric with a
+        zero diagonal, float32, shape (n_items, n_items); with ``window`` ≥ the longest history
+        it is the co-occurrence count ``XᵀX`` off the diagonal.
+
+        Raises :class:`InvalidInput` when ``window`` is not an int ≥ 1, or when no event has a
+        time (there is then no order to read).
+        """
+        if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 1:
+            raise InvalidInput(f"The 'window' parameter must be an int >= 1. Got {window!r} "
+                               "instead.")
+        if self.n_events and np.isnan(self.event_ts).all():
+            raise InvalidInput("adjacency orders each user's items by time, but no event of this "
+                               "view has a timestamp")
+        seqs = self.sequences()
+        users = np.repeat(np.arange(self.n_users, dtype=np.int64), seqs.lengths())
+        items = seqs.items.astype(np.int64)
+        keys = users * self.n_items + items
+        # each pair once, at its first event; only the matrix's (positive) pairs
+        _, first = np.unique(keys, return_index=True)
+        first.sort()
+        m = self.matrix.tocoo()
+        positive = np.sort(m.row.astype(np.int64) * self.n_items + m.col)
+        keep = first[np.isin(keys[first], positive, assume_unique=True)]
+        users, items = users[keep], items[keep]
+        rows, cols = [], []
+        for d in range(1, int(window) + 1):
+            same = users[:-d] == users[d:]
+            if not same.any():
+                break
+            rows += [items[:-d][same], items[d:][same]]
+            cols += [items[d:][same], items[:-d][same]]
+        if not rows:
+            return sp.csr_matrix((self.n_items, self.n_items), dtype=np.float32)
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        out = sp.csr_matrix((np.ones(r.size, dtype=np.float32), (r, c)),
+                            shape=(self.n_items, self.n_items))
+        out.sum_duplicates()
+        return out
+
     def ratings(self) -> sp.csr_matrix:
         """The last numeric ``value`` per (user, item) among events that have one (e.g. ratings)."""
         has = ~np.isnan(self.event_values)

@@ -108,6 +108,10 @@ def evaluate(
         How peak memory is taken: tracemalloc (adds some overhead to the timings), the
         process's peak resident size so far (``resource.getrusage``), or not at all.
 
+    A model with ``uses_event_order`` (SASRec, EASE with a ``sequence_window``) is fit on
+    :meth:`Split.train_view` (the training pairs with their times), every other one on
+    ``split.train``.
+
     Ranking: for each test user the model ranks every item except the user's training items
     (:attr:`Split.exclude`) and, when the split has ``candidates``, the items outside them.
     A model exposing ``predict_ratings(users, items) -> ndarray`` (and not ``predicts_ratings``
@@ -123,7 +127,8 @@ def evaluate(
         fit_seconds = float("nan")
         if fit:
             started = time.perf_counter()
-            model.fit(s.train)
+            # a model that reads the order of events gets them with their times
+            model.fit(s.train_view() if model.uses_event_order else s.train)
             fit_seconds = time.perf_counter() - started
         if (model.n_users_, model.n_items_) != (s.n_users, s.n_items):
             raise InvalidInput(

@@ -69,6 +69,10 @@ class Split:
         Rating of every pair (train and test) whose events carry a value; for RMSE/MAE.
     candidates : bool ndarray (n_items,) or None
         Items that may be ranked (None: all). Set by item-cold-start splits.
+    times : csr_matrix (float64) or None
+        Time of every pair's first event (train and test), where it has one; stored entries
+        are the dated pairs (a time of 0 is an explicit entry). :meth:`train_view` passes them
+        on, for models that read the order of events (``uses_event_order``).
     """
 
     name: str
@@ -80,6 +84,7 @@ class Split:
     validation: Split | None = None
     ratings: sp.csr_matrix | None = None
     candidates: np.ndarray | None = None
+    times: sp.csr_matrix | None = None
 
     @property
     def n_users(self) -> int:
@@ -103,12 +108,26 @@ class Split:
         return np.flatnonzero(np.diff(self.test.indptr) > 0).astype(np.int64)
 
     def train_view(self) -> Interactions:
-        """The training pairs as an :class:`Interactions` in this split's index space."""
+        """The training pairs as an :class:`Interactions` in this split's index space: one event
+        per pair, at the pair's time (:attr:`times`; NaN where it has none), in (user, time,
+        item) arrival order."""
         from personae.data.interactions import Interactions
 
         coo = self.train.tocoo()
+        ts = np.full(coo.nnz, np.nan)
+        if self.times is not None:
+            t = self.times.tocoo()
+            n = self.n_items
+            keys = t.row.astype(np.int64) * n + t.col
+            order = np.argsort(keys, kind="stable")
+            pos = _locate(keys[order], coo.row, coo.col.astype(np.int64), n)
+            found = pos >= 0
+            ts[found] = t.data[order][pos[found]]
+        arrival = np.lexsort((coo.col, np.where(np.isnan(ts), -np.inf, ts), coo.row))
         return Interactions.from_arrays(
-            coo.row, coo.col, weights=coo.data, user_ids=self.user_ids, item_ids=self.item_ids
+            coo.row[arrival], coo.col[arrival], weights=coo.data[arrival],
+            timestamps=ts[arrival], user_ids=self.user_ids, item_ids=self.item_ids,
+            n_users=self.n_users, n_items=self.n_items,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -396,8 +415,14 @@ class _PairTable:
             ratings = sp.csr_matrix(
                 (self.rating[has].astype(np.float32), (self.users[has], self.items[has])),
                 shape=(self.n_users, self.n_items))
+        dated = ~np.isnan(self.ts)
+        times = None
+        if dated.any():
+            times = sp.csr_matrix((self.ts[dated], (self.users[dated], self.items[dated])),
+                                  shape=(self.n_users, self.n_items))
         return Split(name, self._matrix(train_u, train_i), self._matrix(test_u, test_i),
-                     self.user_ids, self.item_ids, params, validation, ratings, candidates)
+                     self.user_ids, self.item_ids, params, validation, ratings, candidates,
+                     times)
 
     def any_event(self, view: Interactions, event_mask: np.ndarray) -> np.ndarray:
         """Pairs with at least one event where ``event_mask`` holds."""

@@ -10,6 +10,8 @@ Optional abilities are class flags rather than separate types:
 - ``scores_histories``: :meth:`Recommender.score_histories` scores a history that was not seen
   at fit time (a brand-new user, or a known user's events since training) without refitting.
 - ``uses_context``: scores depend on the request context (device, time bucket, …).
+- ``uses_event_order``: fitting reads the time order of each user's events (SASRec, EASE with a
+  ``sequence_window``), so it is fit on an Interactions view with times.
 """
 
 from __future__ import annotations
@@ -73,6 +75,10 @@ class Recommender(ABC):
     #: :meth:`score_history` reads its items as a sequence, oldest first (order matters,
     #: repeats are events): the service passes the user's events in time order.
     sequential: ClassVar[bool] = False
+    #: Fitting reads the time order of each user's events, so it needs an Interactions view
+    #: with event times, not a bare matrix (the evaluation fits such a model on
+    #: ``Split.train_view()``).
+    uses_event_order: ClassVar[bool] = False
 
     # fitted state common to every model
     n_users_: int

@@ -89,6 +89,15 @@ class Blend(Recommender):
     def uses_context(self) -> bool:  # type: ignore[override]
         return any(c.uses_context for c in self._member_classes())
 
+    @property
+    def uses_event_order(self) -> bool:  # type: ignore[override]
+        from personae.models import create
+
+        return any(m.uses_event_order if isinstance(m, Recommender)
+                   else create(m[0], **dict(m[1])).uses_event_order
+                   for m in self.models
+                   if isinstance(m, Recommender) or (isinstance(m, Sequence) and len(m) == 2))
+
     def _member_classes(self) -> list[type[Recommender]]:
         from personae.models import get_model_class
 

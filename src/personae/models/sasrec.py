@@ -121,6 +121,7 @@ class SASRec(Recommender):
     #: Scores depend on the order of a history: callers pass items oldest first (with
     #: repeats) to :meth:`score_history`, not a de-duplicated set.
     sequential: ClassVar[bool] = True
+    uses_event_order: ClassVar[bool] = True
 
     seq_indptr_: np.ndarray
     seq_items_: np.ndarray
