@@ -129,3 +129,44 @@ def test_ratings_of_a_view_without_values_is_empty() -> None:
     assert R.shape == (3, 4) and R.nnz == 0
     rated = Interactions.from_arrays([0, 0], [1, 1], values=[2.0, 5.0], n_users=1, n_items=2)
     assert rated.ratings()[0, 1] == 5.0  # the last value of the pair
+
+
+def test_adjacency_counts_items_close_in_time(store: Store) -> None:
+    store.add_events([
+        Event("u1", "a", "view", timestamp=10),
+        Event("u1", "c", "view", timestamp=30),
+        Event("u1", "b", "view", timestamp=20),
+        Event("u1", "a", "view", timestamp=40),  # a repeat keeps a's first place
+        Event("u1", "d", "dislike", timestamp=25),  # not a positive pair: left out
+        Event("u2", "c", "view", timestamp=5),
+        Event("u2", "b", "view", timestamp=6),
+        Event("u2", "d", "view"),  # undated: first
+    ])
+    x = Interactions.from_store(store)
+    ix = {name: x.item_index(name) for name in "abcd"}
+
+    def cells(window: int) -> dict[tuple[str, str], float]:
+        A = x.adjacency(window).toarray()
+        assert np.array_equal(A, A.T) and not np.diag(A).any()
+        return {(p, q): float(A[ix[p], ix[q]]) for p in "abcd" for q in "abcd"
+                if p < q and A[ix[p], ix[q]]}
+
+    # u1: a b c ; u2: d c b
+    assert cells(1) == {("a", "b"): 1.0, ("b", "c"): 2.0, ("c", "d"): 1.0}
+    assert cells(2) == {("a", "b"): 1.0, ("b", "c"): 2.0, ("c", "d"): 1.0, ("a", "c"): 1.0,
+                        ("b", "d"): 1.0}
+    # a window as long as the longest history is the co-occurrence count off the diagonal
+    X = (x.matrix > 0).astype(np.float32)
+    G = (X.T @ X).toarray()
+    np.fill_diagonal(G, 0)
+    np.testing.assert_array_equal(x.adjacency(3).toarray(), G)
+
+
+def test_adjacency_refuses_bad_windows_and_undated_views() -> None:
+    dated = Interactions.from_arrays([0, 0], [0, 1], timestamps=[1.0, 2.0])
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(InvalidInput, match="'window'"):
+            dated.adjacency(bad)  # type: ignore[arg-type]
+    undated = Interactions.from_arrays([0, 0], [0, 1])
+    with pytest.raises(InvalidInput, match="no event of this view has a timestamp"):
+        undated.adjacency(2)

@@ -183,3 +183,26 @@ def test_ease_on_p1_if_available() -> None:
     split = random_holdout(Interactions.from_arrays(users, items))
     result = evaluate(ease.EASE(), split, ks=(5,))
     assert result.metrics["hitrate@5"] > 0.9
+
+
+def test_a_model_that_reads_event_order_is_fit_on_the_timed_training_view() -> None:
+    from personae.models.blend import Blend
+    from personae.models.ease import EASE
+
+    rng = np.random.default_rng(5)
+    n = 800
+    view = Interactions.from_arrays(rng.integers(0, 40, n), rng.integers(0, 25, n),
+                                    timestamps=rng.permutation(n).astype(float))
+    split = random_holdout(view)
+    params = {"l2": 2.0, "sequence_window": 3}
+    model = EASE(**params)
+    assert model.uses_event_order
+    result = evaluate(model, split, ks=(10,), memory="none")
+    np.testing.assert_allclose(model.B_, EASE(**params).fit(split.train_view()).B_)
+    # the order changed what was learnt: the same pairs without it give other weights
+    assert not np.allclose(model.B_, EASE(l2=2.0).fit(split.train).B_)
+    assert result.n_users == split.test_users().size
+    blend = Blend([("ease", params), ("ease", {"l2": 2.0})])
+    assert blend.uses_event_order and not Blend([("ease", {"l2": 2.0})]).uses_event_order
+    evaluate(blend, split, ks=(10,), memory="none")
+    np.testing.assert_allclose(blend.members_[0].B_, model.B_)

@@ -275,3 +275,42 @@ def test_melu_partitions_line_up_with_the_store(tmp_path: Path) -> None:
     split = melu_coldstart(view, parts, "new_users")
     assert as_sets(split.test, split) == {"1": {"10", "20"}, "2": {"10"}}
     assert as_sets(split.train, split) == {"3": {"30"}}
+
+
+def test_a_splits_train_view_carries_each_pairs_first_time() -> None:
+    # u1 took c, a, b (a twice: its time is the first); u2 has one undated pair
+    events = [("u1", "a", 20.0), ("u1", "b", 30.0), ("u1", "c", 10.0), ("u1", "a", 40.0),
+              ("u2", "a", float("nan")), ("u2", "b", 5.0), ("u2", "c", 6.0)]
+    view = view_of([(u, i) for u, i, _ in events], ts=[t for *_, t in events])
+    split = random_holdout(view)  # one pair of each user goes to test
+    assert split.times is not None
+    train = split.train_view()
+    assert train.fingerprint() == Interactions.from_arrays(
+        *split.train.nonzero(), user_ids=split.user_ids, item_ids=split.item_ids).fingerprint()
+    seqs = train.sequences()
+    in_train = as_sets(split.train, split)
+    order = {"u1": (["c", "a", "b"], [10.0, 20.0, 30.0]),
+             "u2": (["a", "b", "c"], [np.nan, 5.0, 6.0])}  # undated first
+    for u in range(split.n_users):
+        name = str(split.user_ids[u])
+        items, times = order[name]
+        kept = [k for k, item in enumerate(items) if item in in_train[name]]
+        assert len(kept) == 2
+        assert [str(split.item_ids[i]) for i in seqs[u]] == [items[k] for k in kept]
+        np.testing.assert_array_equal(seqs.ts[seqs.indptr[u]:seqs.indptr[u + 1]],
+                                      [times[k] for k in kept])
+    # a split of undated events has no times, and its train view none either
+    undated = random_holdout(view_of([(u, i) for u, i, _ in events]))
+    assert undated.times is None
+    assert np.isnan(undated.train_view().event_ts).all()
+
+
+def test_train_view_keeps_only_training_pairs_with_their_times() -> None:
+    view = random_view(3)
+    split = random_holdout(view)
+    train = split.train_view()
+    assert (train.matrix != split.train).nnz == 0
+    t = split.times.tocoo()
+    first = {(int(r), int(c)): v for r, c, v in zip(t.row, t.col, t.data, strict=True)}
+    for u, i, ts in zip(train.event_users, train.event_items, train.event_ts, strict=True):
+        assert ts == first[(int(u), int(i))]

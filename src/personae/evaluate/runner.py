@@ -128,7 +128,7 @@ def evaluate(
         if fit:
             started = time.perf_counter()
             # a model that reads the order of events gets them with their times
-            model.fit(s.train_view() if model.uses_event_order else s.train)
+            model.fit(s.train_view() if getattr(model, "uses_event_order", False) else s.train)
             fit_seconds = time.perf_counter() - started
         if (model.n_users_, model.n_items_) != (s.n_users, s.n_items):
             raise InvalidInput(
