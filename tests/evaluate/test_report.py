@@ -58,6 +58,11 @@ def test_evaluate_command(small_store: str, tmp_path: Path) -> None:
     assert rows[0]["metrics"]["ndcg@10"] == pytest.approx(direct.metrics["ndcg@10"])
     assert rows[0]["n_users"] == direct.n_users
     assert (tmp_path / "report.html").exists() and (tmp_path / "report.json").exists()
+    # the synthetic events carry times, so EASE's grid also tries a window of close pairs
+    tried = re.search(r"ease: best (\{.*\}) \(validation ndcg@10 [0-9.]+, (\d+) trials\)",
+                      " ".join(res.stderr.split()))  # the console wraps long lines
+    assert tried is not None, res.stderr
+    assert "'sequence_window'" in tried.group(1) and int(tried.group(2)) == 16
 
 
 def test_evaluate_command_rejects_unknown_names(small_store: str) -> None:

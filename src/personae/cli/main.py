@@ -423,6 +423,12 @@ DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
     "twotower": {"l2": [1e-4, 3e-4, 1e-3]},
 }
 
+#: Added to a model's grid where the split's pairs carry event times (EASE's window of close
+#: pairs in time: see personae.models.ease; 0 is no order).
+TIMED_GRIDS: dict[str, dict[str, list[Any]]] = {
+    "ease": {"sequence_window": [0, 5]},
+}
+
 #: ``--models ...,blend``: the blend's weight grid (per member: multiples of this step).
 BLEND_STEP = 0.1
 
@@ -547,6 +553,8 @@ def evaluate(
                     results.append(result)
                     continue
                 grid = DEFAULT_GRIDS.get(name, {}) if tune else {}
+                if grid and split.times is not None and split.times.nnz:
+                    grid = {**grid, **TIMED_GRIDS.get(name, {})}
                 if grid and split.validation is not None:
                     tuning, result = tune_and_evaluate(
                         lambda name=name, **p: create(name, **p), grid, split, ks=cutoffs,
