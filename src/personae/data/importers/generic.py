@@ -167,7 +167,7 @@ class EventMapping:
         Keys are the field names; ``context`` takes ``;``-separated columns. An unknown key
         raises :class:`~personae.errors.InvalidInput` listing the valid ones.
         """
-        return _parse_mapping(cls, text)  # type: ignore[no-any-return]
+        return _parse_mapping(cls, text)
 
     def columns(self) -> list[str]:
         """Every column this mapping reads."""
@@ -211,7 +211,7 @@ class ItemMapping:
     @classmethod
     def parse(cls, text: str) -> ItemMapping:
         """From ``"item=asin,title=title,text=description,categories=category,attributes=brand;price"``."""  # noqa: E501
-        return _parse_mapping(cls, text)  # type: ignore[no-any-return]
+        return _parse_mapping(cls, text)
 
     def columns(self) -> list[str]:
         named = [self.item, self.title, self.text, self.categories, self.available]
@@ -231,7 +231,7 @@ class UserMapping:
     @classmethod
     def parse(cls, text: str) -> UserMapping:
         """From ``"user=id,attributes=age;country"``."""
-        return _parse_mapping(cls, text)  # type: ignore[no-any-return]
+        return _parse_mapping(cls, text)
 
     def columns(self) -> list[str]:
         return [self.user, *self.attributes]
