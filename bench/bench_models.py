@@ -235,7 +235,7 @@ def run_blend(split: Split, tuned: dict[str, dict[str, Any]], args: argparse.Nam
 
     members = []
     for label in args.blend_members:
-        if label not in tuned and ENTRIES[label].needs_times and not has_times(split):
+        if label not in tuned and ENTRIES[label].needs_times and not split.has_times:
             label = WITHOUT_TIMES[label]
         if label not in tuned:
             raise RuntimeError(f"the blend needs the {label!r} row first (add it to --models)")
@@ -257,11 +257,6 @@ def run_blend(split: Split, tuned: dict[str, dict[str, Any]], args: argparse.Nam
                      "weights": weights, "normalize": "zscore",
                      "validation_folds": len(validations), "step": args.blend_step}
     return {"result": result, "tuning": tuning, "library": "personae"}
-
-
-def has_times(split: Split) -> bool:
-    """Whether the split's pairs carry event times (ml-100k does, MeLU's partitions do not)."""
-    return split.times is not None and split.times.nnz > 0
 
 
 def blend_validations(view: Interactions, split: Split, protocol: str, folds: int
@@ -345,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                 ["blend"] if "blend" in args.models else [])
             for label in order:
                 entry = ENTRIES[label]
-                if entry.needs_times and not has_times(split):
+                if entry.needs_times and not split.has_times:
                     console.print(f"  {label}: skipped (this data has no event times)")
                     continue
                 console.print(f"  {label} …", end="")

@@ -97,14 +97,14 @@ def main(argv: list[str] | None = None) -> int:
             view = bm.load_view(ds.source, Path(tmp))
             # rows that need event times are left out on data without them (bench_models
             # skips them there too; the blend then uses the plain row instead)
-            timed = bool(view.n_events) and not np.isnan(view.event_ts).all()
-            skipped = set() if timed else {m for m in args.models + args.blend_members
-                                           if bm.ENTRIES[m].needs_times}
+            skipped = set() if view.has_times else {m for m in args.models + args.blend_members
+                                                    if bm.ENTRIES[m].needs_times}
             missing = [m for m in args.models if m != "blend" and m not in params
                        and m not in skipped]
-            missing += [bm.WITHOUT_TIMES[m] if m in skipped else m for m in args.blend_members
-                        if "blend" in args.models
-                        and (bm.WITHOUT_TIMES[m] if m in skipped else m) not in params]
+            if "blend" in args.models:
+                members = [bm.WITHOUT_TIMES[m] if m in skipped else m
+                           for m in args.blend_members]
+                missing += [m for m in members if m not in params]
             if missing:
                 raise SystemExit(f"bench_seeds: no parameters for {sorted(set(missing))} on "
                                  f"{ds_label} in {args.params_from}")

@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -45,13 +44,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="personae-bench-timeleak-") as tmp:
         view = bm.load_view("ml-100k", Path(tmp))
     split = random_holdout(view)
-    raw = np.loadtxt(bm.SHARED / "ml-100k" / "u.data", dtype=np.int64)
-    col_of = {item: j for j, item in enumerate(split.item_ids)}
-    row_of = {user: i for i, user in enumerate(split.user_ids)}
-    rows = np.array([row_of[str(u)] for u in raw[:, 0]])
-    cols = np.array([col_of[str(i)] for i in raw[:, 1]])
-    when = sp.csr_matrix((raw[:, 3].astype(np.float64), (rows, cols)), shape=split.train.shape)
-    train_when = when.multiply(split.train).tocsr()
+    assert split.times is not None  # ml-100k's ratings have timestamps
+    train_when = split.times.multiply(split.train).tocsr()
     user_last = np.asarray(train_when.max(axis=1).todense()).ravel()
     # first training event of each item (inf: never in training)
     first = np.full(split.n_items, np.inf)

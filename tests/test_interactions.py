@@ -168,5 +168,6 @@ def test_adjacency_refuses_bad_windows_and_undated_views() -> None:
         with pytest.raises(InvalidInput, match="'window'"):
             dated.adjacency(bad)  # type: ignore[arg-type]
     undated = Interactions.from_arrays([0, 0], [0, 1])
+    assert dated.has_times and not undated.has_times
     with pytest.raises(InvalidInput, match="no event of this view has a timestamp"):
         undated.adjacency(2)

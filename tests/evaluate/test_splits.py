@@ -283,7 +283,7 @@ def test_a_splits_train_view_carries_each_pairs_first_time() -> None:
               ("u2", "a", float("nan")), ("u2", "b", 5.0), ("u2", "c", 6.0)]
     view = view_of([(u, i) for u, i, _ in events], ts=[t for *_, t in events])
     split = random_holdout(view)  # one pair of each user goes to test
-    assert split.times is not None
+    assert split.times is not None and split.has_times
     train = split.train_view()
     assert train.fingerprint() == Interactions.from_arrays(
         *split.train.nonzero(), user_ids=split.user_ids, item_ids=split.item_ids).fingerprint()
@@ -301,7 +301,7 @@ def test_a_splits_train_view_carries_each_pairs_first_time() -> None:
                                       [times[k] for k in kept])
     # a split of undated events has no times, and its train view none either
     undated = random_holdout(view_of([(u, i) for u, i, _ in events]))
-    assert undated.times is None
+    assert undated.times is None and not undated.has_times
     assert np.isnan(undated.train_view().event_ts).all()
 
 

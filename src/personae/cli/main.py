@@ -553,7 +553,7 @@ def evaluate(
                     results.append(result)
                     continue
                 grid = DEFAULT_GRIDS.get(name, {}) if tune else {}
-                if grid and split.times is not None and split.times.nnz:
+                if grid and split.has_times:
                     grid = {**grid, **TIMED_GRIDS.get(name, {})}
                 if grid and split.validation is not None:
                     tuning, result = tune_and_evaluate(

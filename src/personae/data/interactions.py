@@ -234,6 +234,11 @@ class Interactions:
         return int(self.event_users.shape[0])
 
     @property
+    def has_times(self) -> bool:
+        """Whether any event has a timestamp (what :meth:`adjacency` orders by)."""
+        return bool(self.n_events) and not bool(np.isnan(self.event_ts).all())
+
+    @property
     def nnz(self) -> int:
         return int(self.matrix.nnz)
 
@@ -296,7 +301,7 @@ class Interactions:
         if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 1:
             raise InvalidInput(f"The 'window' parameter must be an int >= 1. Got {window!r} "
                                "instead.")
-        if self.n_events and np.isnan(self.event_ts).all():
+        if self.n_events and not self.has_times:
             raise InvalidInput("adjacency orders each user's items by time, but no event of this "
                                "view has a timestamp")
         seqs = self.sequences()

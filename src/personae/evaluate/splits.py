@@ -95,6 +95,12 @@ class Split:
         return int(self.train.shape[1])
 
     @property
+    def has_times(self) -> bool:
+        """Whether any pair has a time (:attr:`times`), so that :meth:`train_view` can order
+        each user's events."""
+        return self.times is not None and self.times.nnz > 0
+
+    @property
     def exclude(self) -> sp.csr_matrix:
         """Items never ranked for a user: the user's training items.
 
