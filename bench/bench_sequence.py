@@ -31,15 +31,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_models as bm  # noqa: E402
+from bench_seeds import tuned_params  # noqa: E402
 
 from personae.evaluate import Split, evaluate, leave_last_out, random_holdout  # noqa: E402
 from personae.models.ease import EASE  # noqa: E402
 
-#: The parameters bench_models.py chose on ml-100k P1 validation (bench/results/models.md).
-BASES: dict[str, dict[str, Any]] = {
-    "DLAE": {"l2": 300.0, "dropout": 0.75, "zero_diagonal": False},
-    "EASE": {"l2": 250.0},
-}
+#: The rows measured (label in the report: bench_models.py row), each at the parameters
+#: bench_models.py chose for it on ml-100k P1 validation (read from bench/results/models.json).
+ROWS = {"DLAE": "dlae", "EASE": "ease"}
 WINDOWS = (1, 3, 5, 10, 30)
 WEIGHTS = (0.5, 1.0)
 METRIC = "ndcg@10"
@@ -55,8 +54,15 @@ def validation_score(params: dict[str, Any], splits: list[Split]) -> float:
     return total / users
 
 
+def bases() -> dict[str, dict[str, Any]]:
+    """EASE's parameters for each row: the row's fixed ones and those it chose."""
+    chosen = tuned_params(HERE / "results" / "models.json", "ml-100k-p1")
+    return {label: {**bm.ENTRIES[row].fixed, **chosen[row]} for label, row in ROWS.items()}
+
+
 def main() -> int:
     started = time.time()
+    params_of = bases()
     with tempfile.TemporaryDirectory(prefix="personae-bench-sequence-") as tmp:
         bm.console.print("[bold]importing ml-100k[/] …")
         view = bm.load_view("ml-100k", Path(tmp))
@@ -66,7 +72,7 @@ def main() -> int:
     protocols = {"P1 (4 validation splits)": bm.blend_validations(view, p1, "p1", 4),
                  "P2 (validation split)": [p2.validation]}
     rows: list[dict[str, Any]] = []
-    for base, params in BASES.items():
+    for base, params in params_of.items():
         for protocol, splits in protocols.items():
             plain = validation_score(params, splits)
             rows.append({"model": base, "protocol": protocol, "window": 0, "weight": 0.0,
@@ -82,7 +88,7 @@ def main() -> int:
     report = {"command": f"{bm.interpreter()} bench/bench_sequence.py",
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
               "seconds": round(time.time() - started, 1), "environment": bm.environment(),
-              "bases": BASES, "rows": rows}
+              "bases": params_of, "rows": rows}
     out = HERE / "results"
     (out / "sequence.json").write_text(json.dumps(report, indent=1) + "\n")
     text = markdown(report)
