@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     scores: dict[str, dict[str, dict[int, float]]] = {}
     weights: dict[str, dict[int, list[float]]] = {}
+    members_used: dict[str, list[str]] = {}  # per data set: the blend's members as run
     with tempfile.TemporaryDirectory(prefix="personae-bench-seeds-") as tmp:
         for ds_label in args.datasets:
             ds = bm.DATASETS[ds_label]
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 members = [bm.WITHOUT_TIMES[m] if m in skipped else m
                            for m in args.blend_members]
                 missing += [m for m in members if m not in params]
+                members_used[ds_label] = members
             if missing:
                 raise SystemExit(f"bench_seeds: no parameters for {sorted(set(missing))} on "
                                  f"{ds_label} in {args.params_from}")
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                    for ds, rows in scores.items()},
         "blend_weights": {ds: {str(s): w for s, w in per.items()}
                           for ds, per in weights.items()},
-        "blend_members": args.blend_members,
+        "blend_members": members_used,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -203,7 +205,10 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{diff} |")
         w = report["blend_weights"].get(ds)
         if w:
-            lines += ["", f"Blend weights ({', '.join(report['blend_members'])}) per seed: "
+            members = report["blend_members"]
+            if isinstance(members, dict):  # per data set (older reports: one list for all)
+                members = members[ds]
+            lines += ["", f"Blend weights ({', '.join(members)}) per seed: "
                       + "; ".join(f"{s}: {w[s]}" for s in seeds if s in w) + "."]
         lines.append("")
     return "\n".join(lines)
