@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the bench_models.py report whose chosen parameters are used")
     parser.add_argument("--blend-members", nargs="+", default=list(bm.BLEND_MEMBERS))
     parser.add_argument("--blend-folds", type=int, default=bm.BLEND_FOLDS)
+    parser.add_argument("--blend-fraction", type=float, default=bm.BLEND_FRACTION)
     parser.add_argument("--blend-step", type=float, default=bm.BLEND_STEP)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--name", default="seeds")
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                     t0 = time.perf_counter()
                     if label == "blend":
                         out = bm.run_blend(split, params, args, bm.blend_validations(
-                            view, split, "p1", args.blend_folds))
+                            split, "p1", args.blend_folds, args.blend_fraction))
                         weights.setdefault(ds_label, {})[seed] = \
                             out["tuning"]["best_params"]["weights"]
                         result = out["result"]

@@ -69,7 +69,7 @@ def main() -> int:
     p1 = random_holdout(view)
     p2 = leave_last_out(view)
     assert p2.validation is not None
-    protocols = {"P1 (4 validation splits)": bm.blend_validations(view, p1, "p1", 4),
+    protocols = {"P1 (4 validation splits)": bm.blend_validations(p1, "p1", 4, 0.2),
                  "P2 (validation split)": [p2.validation]}
     rows: list[dict[str, Any]] = []
     for base, params in params_of.items():

@@ -18,6 +18,7 @@ from personae.evaluate import (
     melu_partitions,
     random_holdout,
     temporal_split,
+    validation_folds,
 )
 
 
@@ -112,6 +113,55 @@ def test_p1_invariants_and_determinism() -> None:
     assert (other.test != split.test).nnz > 0
     val = split.validation
     check_partition(val, split.train)
+
+
+def test_validation_folds_hold_out_a_fraction_of_the_training_pairs() -> None:
+    view = random_view(5, n_users=60, n_items=40)
+    split = random_holdout(view)
+    folds = validation_folds(split, 3, fraction=0.1)
+    assert len(folds) == 3
+    n_u = np.diff(split.train.indptr)
+    for fold in folds:
+        # the split's index space, only its training pairs, none of its test pairs
+        assert (fold.n_users, fold.n_items) == (split.n_users, split.n_items)
+        assert list(fold.user_ids) == list(split.user_ids)
+        assert list(fold.item_ids) == list(split.item_ids)
+        check_partition(fold, split.train)
+        assert fold.test.multiply(split.test).nnz == 0
+        expected = np.where(n_u > 0, np.maximum(1, np.floor(0.1 * n_u)), 0)
+        assert np.array_equal(np.diff(fold.test.indptr), expected)
+        # each pair keeps its time, so that order-reading models can be fit on the fold
+        assert fold.has_times
+        t, ft = split.times.multiply(split.train > 0).tocsr(), fold.times.tocsr()
+        assert (t != ft).nnz == 0
+        assert fold.params["of"] == "p1" and fold.params["test_fraction"] == 0.1
+    # seeds 2027, 2028, 2029 (the split's validation seed on): different folds, reproducible
+    assert [f.params["seed"] for f in folds] == [2027, 2028, 2029]
+    assert (folds[0].test != folds[1].test).nnz > 0
+    again = validation_folds(split, 1, fraction=0.1, seed=2028)[0]
+    assert (again.test != folds[1].test).nnz == 0
+
+
+def test_validation_folds_at_p1s_fraction_reproduce_its_validation_split() -> None:
+    view = random_view(6)
+    split = random_holdout(view)
+    first = validation_folds(split, 1, fraction=0.2)[0]
+    assert (first.train != split.validation.train).nnz == 0
+    assert (first.test != split.validation.test).nnz == 0
+    # and the next seed is random_holdout's validation split of seed 2028
+    second = validation_folds(split, 2, fraction=0.2)[1]
+    other = random_holdout(view, validation_seed=2028).validation
+    assert (second.test != other.test).nnz == 0
+
+
+def test_validation_folds_refuse_bad_arguments() -> None:
+    split = random_holdout(random_view(7))
+    for n in (0, -1, 1.5, True):
+        with pytest.raises(InvalidInput, match="'n' parameter"):
+            validation_folds(split, n)  # type: ignore[arg-type]
+    for fraction in (0.0, 1.0, -0.1):
+        with pytest.raises(InvalidInput, match="'fraction' parameter"):
+            validation_folds(split, 2, fraction=fraction)
 
 
 def test_p1_universe_all_keeps_users_and_items_without_events() -> None:

@@ -38,6 +38,7 @@ from personae.evaluate.splits import (
     melu_partitions,
     random_holdout,
     temporal_split,
+    validation_folds,
 )
 
 __all__ = [
@@ -68,4 +69,5 @@ __all__ = [
     "temporal_split",
     "tune",
     "tune_and_evaluate",
+    "validation_folds",
 ]
