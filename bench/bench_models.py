@@ -156,6 +156,9 @@ WITHOUT_TIMES = {"dlae-seq": "dlae"}
 BLEND_FOLDS = 4
 BLEND_FRACTION = 0.2
 BLEND_STEP = 0.05
+#: 0: the best weight vector; ``--blend-plateau 0.001``: the mean of the near-best ones
+#: (``personae.models.blend.tune_weights_on_folds``; ``bench/results/seeds-plateau.md``).
+BLEND_PLATEAU = 0.0
 
 PEERS: list[Entry] = [
     Entry(name, peers.get_peer_class(name).library, functools.partial(peers.create, name),
@@ -250,7 +253,8 @@ def run_blend(split: Split, tuned: dict[str, dict[str, Any]], args: argparse.Nam
         raise RuntimeError("the blend's weights need a validation split")
     started = time.perf_counter()
     best, score = tune_weights_on_folds(members, [(v.train_view(), v.test) for v in validations],
-                                        normalize="zscore", k=10, step=args.blend_step)
+                                        normalize="zscore", k=10, step=args.blend_step,
+                                        plateau=args.blend_plateau)
     weights = best.round(6).tolist()
     tuning = {"best_params": {"weights": weights}, "best_score": score, "metric": "ndcg@10",
               "validation_seeds": [v.params.get("seed") for v in validations],
@@ -261,6 +265,8 @@ def run_blend(split: Split, tuned: dict[str, dict[str, Any]], args: argparse.Nam
     result.params = {"members": describe_members(members),
                      "weights": weights, "normalize": "zscore",
                      "validation_folds": len(validations), "step": args.blend_step}
+    if args.blend_plateau:
+        result.params["plateau"] = args.blend_plateau
     fraction = validations[0].params.get("test_fraction")
     if fraction is not None and fraction != split.params.get("test_fraction"):
         result.params["validation_fraction"] = fraction
@@ -311,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
                              f"out (P1 only; default {BLEND_FRACTION}, P1's own)")
     parser.add_argument("--blend-step", type=float, default=BLEND_STEP, metavar="STEP",
                         help=f"spacing of the blend's weight grid (default {BLEND_STEP})")
+    parser.add_argument("--blend-plateau", type=float, default=BLEND_PLATEAU, metavar="EPS",
+                        help="the blend's weights: the mean of the grid's vectors within EPS "
+                             "of the best validation NDCG@10 (default 0: the best vector)")
     args = parser.parse_args(argv)
     if args.blend_folds is not None and args.blend_folds < 1:
         parser.error(f"--blend-folds must be >= 1, got {args.blend_folds}")

@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blend-folds", type=int, default=bm.BLEND_FOLDS)
     parser.add_argument("--blend-fraction", type=float, default=bm.BLEND_FRACTION)
     parser.add_argument("--blend-step", type=float, default=bm.BLEND_STEP)
+    parser.add_argument("--blend-plateau", type=float, default=bm.BLEND_PLATEAU)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--name", default="seeds")
     args = parser.parse_args(argv)

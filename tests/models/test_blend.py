@@ -202,3 +202,41 @@ def test_fitting_step_is_the_finest_doubling_whose_grid_can_be_searched() -> Non
     assert len(_grid(6, step)) <= _MAX_GRID
     with pytest.raises(InvalidInput, match="larger step"):
         _grid(6, step / 2)
+
+
+def test_plateau_takes_the_mean_of_the_near_best_weights() -> None:
+    data = checkerboard()
+    X = data.matrix
+    folds = [(X, _held_out(X, 0)), (X, _held_out(X, 1))]
+    members = [("popularity", {}), ("ease", {"l2": 1.0}), ("itemknn", {"k": 5})]
+    best, best_score = tune_weights_on_folds(members, folds, k=5, step=0.25)
+    # every vector of the grid, scored as the function scores them
+    grids = [Blend(members).fit(t)._grid_ndcg(v, k=5, step=0.25) for t, v in folds]
+    grid = grids[0][0]
+    mean_ndcg = sum(g[1] for g in grids) / sum(g[2] for g in grids)
+    assert best_score == pytest.approx(mean_ndcg.max(), rel=1e-12)
+    np.testing.assert_array_equal(best, grid[int(np.argmax(mean_ndcg))])
+    # a plateau wider than every score: the centre of the whole grid, scored for itself
+    centre, centre_score = tune_weights_on_folds(members, folds, k=5, step=0.25, plateau=1.0)
+    np.testing.assert_allclose(centre, [1 / 3, 1 / 3, 1 / 3])
+    total, n = 0.0, 0
+    for train, V in folds:
+        users = np.flatnonzero(np.diff(V.indptr))
+        items, _ = Blend(members, weights=centre).fit(train).recommend_batch(users, k=5)
+        total += float(ranking_metrics(items, V[users], (5,))["ndcg@5"].sum())
+        n += users.size
+    assert centre_score == pytest.approx(total / n, rel=1e-6)
+    # a narrow plateau holds some of the vectors (here those tied at the top): their mean
+    near = [grid[j] for j in np.flatnonzero(mean_ndcg >= mean_ndcg.max() - 1e-6)]
+    assert 1 < len(near) < len(grid)
+    w, _ = tune_weights_on_folds(members, folds, k=5, step=0.25, plateau=1e-6)
+    np.testing.assert_allclose(w, np.mean(near, axis=0))
+    assert w.sum() == pytest.approx(1.0) and not np.allclose(w, best)
+    # one fold: Blend.tune_weights chooses the same
+    w1, s1 = tune_weights_on_folds(members, folds[:1], k=5, step=0.25, plateau=1.0)
+    blend = Blend(members).fit(X).tune_weights(folds[0][1], k=5, step=0.25, plateau=1.0)
+    np.testing.assert_allclose(blend.weights_, w1)
+    assert blend.tuned_score_ == pytest.approx(s1, rel=1e-12)
+    for bad in (-0.1, float("nan"), "wide", True):
+        with pytest.raises(InvalidInput, match="plateau"):
+            tune_weights_on_folds(members, folds, k=5, step=0.25, plateau=bad)
