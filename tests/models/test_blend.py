@@ -140,14 +140,22 @@ def test_tune_weights_on_folds_pools_the_users_of_every_fold() -> None:
     folds = [(X, _held_out(X, 0)), (X, _held_out(X, 1, range(10)))]
     weights, score = tune_weights_on_folds(MEMBERS, folds, k=5, step=0.25)
     assert weights.sum() == pytest.approx(1.0) and weights[1] >= 0.5
+    total, n = _pooled_ndcg5(MEMBERS, weights, folds)
+    assert n == 50
+    assert score == pytest.approx(total / n, rel=1e-6)
+
+
+def _pooled_ndcg5(members: list[Any], weights: np.ndarray,
+                  folds: list[tuple[Any, sp.csr_matrix]]) -> tuple[float, int]:
+    """NDCG@5 of a blend with these weights, summed over every fold's validation users (from
+    its own recommendations), and the number of those users."""
     total, n = 0.0, 0
     for train, V in folds:
         users = np.flatnonzero(np.diff(V.indptr))
-        items, _ = Blend(MEMBERS, weights=weights).fit(train).recommend_batch(users, k=5)
+        items, _ = Blend(members, weights=weights).fit(train).recommend_batch(users, k=5)
         total += float(ranking_metrics(items, V[users], (5,))["ndcg@5"].sum())
         n += users.size
-    assert n == 50
-    assert score == pytest.approx(total / n, rel=1e-6)
+    return total, n
 
 
 def test_tune_weights_on_folds_refuses_bad_folds() -> None:
@@ -219,12 +227,7 @@ def test_plateau_takes_the_mean_of_the_near_best_weights() -> None:
     # a plateau wider than every score: the centre of the whole grid, scored for itself
     centre, centre_score = tune_weights_on_folds(members, folds, k=5, step=0.25, plateau=1.0)
     np.testing.assert_allclose(centre, [1 / 3, 1 / 3, 1 / 3])
-    total, n = 0.0, 0
-    for train, V in folds:
-        users = np.flatnonzero(np.diff(V.indptr))
-        items, _ = Blend(members, weights=centre).fit(train).recommend_batch(users, k=5)
-        total += float(ranking_metrics(items, V[users], (5,))["ndcg@5"].sum())
-        n += users.size
+    total, n = _pooled_ndcg5(members, centre, folds)
     assert centre_score == pytest.approx(total / n, rel=1e-6)
     # a narrow plateau holds some of the vectors (here those tied at the top): their mean
     near = [grid[j] for j in np.flatnonzero(mean_ndcg >= mean_ndcg.max() - 1e-6)]
