@@ -289,7 +289,7 @@ def tune_weights_on_folds(models: Sequence[Member],
         near its top, so the single best vector moves with the validation draw; the centre of
         the near-best ones moves less. On ml-100k P1 (the benchmark's members, 4 validation
         splits per test split, 10 test seeds), ``plateau=0.001`` raised test NDCG@10 by
-        0.0007 ± 0.0002 on average and on 9 seeds of 10 (``bench/results/seeds-plateau.md``).
+        0.0007 ± 0.0002 on average, on 9 seeds of 10 (``bench/results/seeds-plateau.md``).
 
     Returns
     -------
